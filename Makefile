@@ -1,0 +1,30 @@
+# authscale: `make bench` runs the experiments, `make test` the tests.
+# Both create the virtual environment when it is missing.
+
+PYTHON_BOOT ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.authscale-installed
+PROFILE ?= quick
+VARIANT ?= session-redis
+RUN ?= results/latest
+
+.PHONY: setup test lint bench ui report clean-venv
+
+setup: $(STAMP)
+
+# Reinstall whenever the declared dependencies or the lock change.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(PY) -m ruff check servers loadtests analysis tests
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check servers loadtests analysis tests
+
+clean-venv:
+	rm -rf $(VENV)

