@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 test: setup
-	$(PY) -m ruff check servers loadtests analysis tests
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+# Locust's web UI on http://127.0.0.1:8089 against one variant (with its own Redis if needed).
+ui: setup
+	$(PY) -m loadtests.ui --variant $(VARIANT)
+
 lint: setup
-	$(PY) -m ruff check servers loadtests analysis tests
+	$(PY) -m ruff check .
 
 clean-venv:
 	rm -rf $(VENV)

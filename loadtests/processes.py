@@ -227,3 +227,37 @@ def start_server(variant: str, redis_url: str | None = None, cpu: int | None = N
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(url + "/healthz"), child, timeout, f"server {variant}")
     return ServerHandle(variant, url, child)
+
+
+LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
+
+
+def user_class_for(variant: str) -> str:
+    """The Locust user class that carries this variant's credential."""
+    return "BearerUser" if variant.startswith("jwt-") else "CookieUser"
+
+
+def locust_command(host: str, *, scenario: str = "browse", users: int = 10,
+                   spawn_rate: float | None = None, run_time: str | None = None,
+                   csv_prefix: Path | None = None, target_rps: float = 0.0,
+                   user_class: str | None = None, processes: int = 1,
+                   extra: Sequence[str] = (), headless: bool = True) -> list[str]:
+    """The Locust command line for one scenario; headless runs stop by themselves."""
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+            "--scenario", scenario, "--target-rps", str(target_rps)]
+    if headless:
+        if run_time is None:
+            raise ValueError("a headless Locust run needs a run time")
+        argv += ["--headless", "-u", str(users), "-r", str(spawn_rate or users),
+                 "-t", run_time, "--only-summary", "--stop-timeout", "2"]
+    if csv_prefix is not None:
+        # Locust rewrites its CSVs once a second and may miss the last second; the JSON
+        # file is written once, after the run, with the final counts.
+        argv += ["--csv", str(csv_prefix), "--csv-full-history",
+                 "--json-file", f"{csv_prefix}_final"]
+    if processes > 1:
+        argv += ["--processes", str(processes)]
+    argv += list(extra)
+    if user_class:
+        argv.append(user_class)
+    return argv

@@ -19,6 +19,10 @@ VARIANTS: tuple[str, ...] = (
     "jwt-hs256-revocable",
 )
 REDIS_VARIANTS: frozenset[str] = frozenset({"session-redis", "jwt-hs256-revocable"})
+# Variants whose logout makes the credential unusable at once (API.md's logout row).
+REVOCABLE_VARIANTS: frozenset[str] = frozenset(
+    {"session-memory", "session-redis", "jwt-hs256-revocable"})
+BEARER_VARIANTS: frozenset[str] = frozenset(v for v in VARIANTS if v.startswith("jwt-"))
 
 # Environment variables that carry secrets, so they never appear in `ps` output.
 ENV_JWT_KEY = "AUTHSCALE_JWT_KEY"

@@ -27,8 +27,6 @@ class AuthVariant(abc.ABC):
     """Issue a credential, authenticate a request, revoke it, count live sessions."""
 
     name: str
-    # Whether logout makes the credential unusable at once (API.md's logout row).
-    revocable: bool = False
     # Whether the variant keeps per-session state on the server (the live-sessions gauge).
     server_state: bool = False
     # Extra headers on a 401 (JWT variants send WWW-Authenticate: Bearer).

@@ -199,7 +199,6 @@ class SessionVariant(AuthVariant):
 
 class SessionMemory(SessionVariant):
     name = "session-memory"
-    revocable = True
     server_state = True
     SWEEP_INTERVAL = 1.0
 
@@ -229,7 +228,6 @@ class SessionMemory(SessionVariant):
 
 class SessionRedis(SessionVariant):
     name = "session-redis"
-    revocable = True
     server_state = True
 
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:

@@ -139,7 +139,6 @@ class JwtVariant(AuthVariant):
 class RevocableJwt(JwtVariant):
     """HS256 JWTs plus a Redis denylist of revoked `jti`, each kept only until its `exp`."""
 
-    revocable = True
     server_state = True
     PREFIX = "authscale_denylist_"
 

@@ -1,0 +1,257 @@
+"""authscale's Locust scenarios against any variant of shared/API.md.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 --scenario browse \
+        --target-rps 500 -u 50 BearerUser
+
+Two user classes, named for the credential they carry: CookieUser (session variants) and
+BearerUser (JWT variants); both also run against the `none` control. What a user does is the
+scenario (--scenario, see scenarios.py). --target-rps > 0 drives a fixed total request rate
+(open model, `constant_throughput` per user); 0 runs closed-loop users as fast as the server
+answers. recorder.py keeps the microsecond histograms Locust's own stats round away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent.pool
+import requests
+from locust import FastHttpUser, constant, constant_throughput, events
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.exception import StopUser
+
+from loadtests.recorder import Recorder
+from loadtests.scenarios import SCENARIOS
+from servers.settings import BEARER_VARIANTS, REVOCABLE_VARIANTS, VARIANTS
+
+log = logging.getLogger("authscale.locust")
+COOKIE_NAME = "authscale_session"
+POOL_LOGIN_CONCURRENCY = 32
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: LocustArgumentParser) -> None:
+    group = parser.add_argument_group("authscale")
+    group.add_argument("--scenario", choices=sorted(SCENARIOS), default="browse",
+                       help="what each user does")
+    group.add_argument("--target-rps", type=float, default=0.0,
+                       help="fixed total request rate (open model); 0 = closed loop")
+    group.add_argument("--login-users", type=int, default=10_000,
+                       help="log in as user1..userN (the server's --users)")
+    group.add_argument("--hosts", default="",
+                       help="replicas: comma-separated base URLs (default: --host)")
+    group.add_argument("--sticky", action="store_true", default=False,
+                       help="replicas: keep each user on the replica that logged it in")
+    group.add_argument("--pool-size", type=int, default=1000,
+                       help="population: live credentials the requests are spread over")
+    group.add_argument("--revocation-window", type=float, default=3.0,
+                       help="revocation: seconds to keep presenting a logged-out credential")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a logged-in client presents, and the exact /me answer it must get back."""
+
+    user: str
+    headers: dict[str, str]
+    me_body: bytes
+
+
+def credential_from_login(variant: str, username: str, headers: Any,
+                          body: bytes) -> Credential | None:
+    """The credential a login answer carries, as the variant issues it."""
+    user = "anonymous" if variant == "none" else username
+    me_body = json.dumps({"user": user, "variant": variant}, separators=(",", ":")).encode()
+    if variant == "none":
+        return Credential(user, {}, me_body)
+    if variant in BEARER_VARIANTS:
+        token = json.loads(body).get("access_token")
+        return Credential(user, {"Authorization": f"Bearer {token}"}, me_body) if token else None
+    set_cookie = headers.get("Set-Cookie") or ""
+    name, _, value = set_cookie.split(";", 1)[0].partition("=")
+    if name.strip() != COOKIE_NAME or not value:
+        return None
+    # The value exactly as set (quotes included), which is what a browser sends back.
+    return Credential(user, {"Cookie": f"{COOKIE_NAME}={value}"}, me_body)
+
+
+@dataclass
+class Shared:
+    """Per-process state every user of the run reads: settings, pool, recorder."""
+
+    recorder: Recorder
+    variant: str = ""
+    hosts: list[str] = field(default_factory=list)
+    sticky: bool = False
+    login_users: int = 10_000
+    revocation_window: float = 3.0
+    pool: list[Credential] = field(default_factory=list)
+    pacer: Any = None
+
+
+def variant_of(host: str) -> str:
+    answer = requests.get(host.rstrip("/") + "/healthz", timeout=5)
+    answer.raise_for_status()
+    variant = answer.json()["variant"]
+    if variant not in VARIANTS:
+        raise ValueError(f"{host} runs unknown variant {variant!r}")
+    return str(variant)
+
+
+def fill_pool(shared: Shared, host: str, size: int) -> None:
+    """Log `size` distinct users in before the load starts (not part of the measurement)."""
+    session = requests.Session()
+    ks = random.sample(range(1, shared.login_users + 1), min(size, shared.login_users))
+
+    def login(k: int) -> Credential | None:
+        answer = session.post(f"{host}/login", json={"username": f"user{k}",
+                                                     "password": f"pw-{k}"}, timeout=10)
+        if answer.status_code != 200:
+            return None
+        return credential_from_login(shared.variant, f"user{k}", answer.headers,
+                                     answer.content)
+
+    credentials = gevent.pool.Pool(POOL_LOGIN_CONCURRENCY).map(login, ks)
+    shared.pool = [c for c in credentials if c is not None]
+    if not shared.pool:
+        raise RuntimeError(f"population: no login succeeded against {host}")
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_: Any) -> None:
+    environment.authscale = Shared(Recorder(environment))  # type: ignore[attr-defined]
+
+
+@events.test_start.add_listener
+def on_test_start(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    shared: Shared = environment.authscale  # type: ignore[attr-defined]
+    hosts = [h.strip().rstrip("/") for h in (options.hosts or "").split(",") if h.strip()]
+    shared.hosts = hosts or [(environment.host or options.host or "").rstrip("/")]
+    for host in shared.hosts:
+        parsed = urllib.parse.urlsplit(host)
+        if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # authscale generates load against its own servers on this machine only.
+            raise ValueError(f"refusing to send load to {host}: only loopback hosts")
+    shared.sticky = options.sticky
+    shared.login_users = options.login_users
+    shared.revocation_window = options.revocation_window
+    if environment.runner is not None and type(environment.runner).__name__ == "MasterRunner":
+        return  # the master sends no requests
+    shared.variant = variant_of(shared.hosts[0])
+    users = max(1, options.num_users or 1)
+    shared.pacer = (constant_throughput(options.target_rps / users) if options.target_rps > 0
+                    else constant(0))
+    scenario = SCENARIOS[options.scenario]
+    for user_class in (CookieUser, BearerUser):
+        user_class.tasks = [scenario]
+    if options.scenario == "population":
+        fill_pool(shared, shared.hosts[0], options.pool_size)
+
+
+class AuthUser(FastHttpUser):
+    """What both user classes share: log in, call protected routes, log out, check answers."""
+
+    abstract = True
+    # Connections are re-used as a browser or API client would.
+    network_timeout = 10.0
+    connection_timeout = 5.0
+    accepts: frozenset[str] = frozenset()
+
+    @property
+    def shared(self) -> Shared:
+        return self.environment.authscale  # type: ignore[attr-defined, no-any-return]
+
+    def wait_time(self) -> float:
+        return float(self.shared.pacer(self))
+
+    def on_start(self) -> None:
+        if self.shared.variant not in self.accepts:
+            log.error("%s cannot authenticate against %s; pick %s", type(self).__name__,
+                      self.shared.variant,
+                      "BearerUser" if self.shared.variant in BEARER_VARIANTS else "CookieUser")
+            self.environment.process_exit_code = 2
+            raise StopUser()
+
+    def login(self, host: str | None = None) -> Credential | None:
+        k = random.randint(1, self.shared.login_users)
+        username = f"user{k}"
+        url = (host or self.shared.hosts[0]) + "/login"
+        with self.client.post(url, json={"username": username, "password": f"pw-{k}"},
+                              name="/login", catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"login answered {resp.status_code}")
+                return None
+            credential = credential_from_login(self.shared.variant, username, resp.headers,
+                                               resp.content or b"")
+            if credential is None:
+                resp.failure("login answer carried no credential")
+            # We present credentials ourselves (pools, replays after logout): no jar.
+            self.client.cookiejar.clear()
+            return credential
+
+    def get_protected(self, path: str, credential: Credential, host: str | None = None,
+                      name: str | None = None) -> bool:
+        url = (host or self.shared.hosts[0]) + path
+        with self.client.get(url, headers=credential.headers, name=name or path,
+                             catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"{resp.status_code} where {self.shared.variant} should accept")
+                return False
+            if path == "/me" and resp.content != credential.me_body and \
+                    json.loads(resp.content or b"{}") != json.loads(credential.me_body):
+                resp.failure(f"/me answered {resp.content!r}, expected {credential.me_body!r}")
+                return False
+            return True
+
+    def logout(self, credential: Credential, host: str | None = None) -> bool:
+        url = (host or self.shared.hosts[0]) + "/logout"
+        with self.client.post(url, headers=credential.headers, name="/logout",
+                              catch_response=True) as resp:
+            self.client.cookiejar.clear()
+            if resp.status_code != 204:
+                resp.failure(f"logout answered {resp.status_code}")
+                return False
+            return True
+
+    def probe_after_logout(self, credential: Credential, host: str) -> bool | None:
+        """Present a logged-out credential: True accepted, False refused, None broken.
+
+        Acceptance is a failure on a variant that revokes; refusal is one on a variant
+        that cannot (its credential must stay valid until it expires).
+        """
+        revokes = self.shared.variant in REVOCABLE_VARIANTS
+        with self.client.get(host + "/me", headers=credential.headers,
+                             name="/me [after logout]", catch_response=True) as resp:
+            if resp.status_code == 200:
+                if revokes:
+                    resp.failure(f"{self.shared.variant} accepted a logged-out credential")
+                return True
+            if resp.status_code == 401:
+                if revokes:
+                    resp.success()
+                else:
+                    resp.failure(f"{self.shared.variant} refused a credential it cannot revoke")
+                return False
+            resp.failure(f"after logout: {resp.status_code}")
+            return None
+
+
+class CookieUser(AuthUser):
+    """A browser: a session cookie (session-memory, session-redis, session-cookie)."""
+
+    accepts = frozenset({"none", "session-memory", "session-redis", "session-cookie"})
+    tasks = [SCENARIOS["browse"]]  # noqa: RUF012 - Locust's idiom; --scenario replaces it
+
+
+class BearerUser(AuthUser):
+    """An API client: `Authorization: Bearer <jwt>` (the jwt-* variants)."""
+
+    accepts = frozenset({"none"} | BEARER_VARIANTS)
+    tasks = [SCENARIOS["browse"]]  # noqa: RUF012 - Locust's idiom; --scenario replaces it

@@ -1,0 +1,166 @@
+"""What Locust does not record for us, recorded in every Locust process and merged on the master.
+
+- every response time at full precision (microseconds) in an HDR histogram per request name,
+  beside the server's own auth time from `Server-Timing`;
+- the CPU of each Locust process once a second (a generator-bound run must be flagged);
+- revocation observations (how long a logged-out credential kept working).
+
+Workers ship their deltas with each stats report (`report_to_master`); the master merges them
+(`worker_report`) and writes the files next to Locust's own CSVs when it quits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+from hdrh.histogram import HdrHistogram
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+# 1 us to 60 s at 3 significant digits: 0.1% precision over the whole range.
+LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
+_SERVER_TIMING = re.compile(r"auth;dur=([0-9.]+)")
+CPU_SAMPLE_SECONDS = 1.0
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file and rename it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class Recorder:
+    """One per Locust process; the master's (or a lone process's) writes the files."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.process_id = "local"
+        self.latency: dict[str, HdrHistogram] = defaultdict(new_histogram)
+        self.auth: dict[str, HdrHistogram] = defaultdict(new_histogram)
+        self.cpu_samples: list[tuple[float, str, int, float]] = []
+        self.revocations: list[dict[str, Any]] = []
+        self._sampler: gevent.Greenlet | None = None
+        events = environment.events
+        events.request.add_listener(self.on_request)
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.report_to_master.add_listener(self.on_report_to_master)
+        events.worker_report.add_listener(self.on_worker_report)
+        events.quit.add_listener(self.on_quit)
+
+    # -- recording, in every process that runs users
+    def on_request(self, request_type: str, name: str, response_time: float,
+                   response: Any = None, **_: Any) -> None:
+        key = f"{request_type} {name}"
+        latency_us = round(response_time * 1000)
+        self.latency[key].record_value(max(LOWEST_US, min(HIGHEST_US, latency_us)))
+        timing = response.headers.get("Server-Timing") if response is not None and \
+            response.headers else None
+        if timing:
+            match = _SERVER_TIMING.search(timing)
+            if match:
+                us = round(float(match.group(1)) * 1000)
+                self.auth[key].record_value(max(LOWEST_US, min(HIGHEST_US, us)))
+
+    def record_revocation(self, observation: dict[str, Any]) -> None:
+        self.revocations.append(observation)
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        if isinstance(environment.runner, WorkerRunner):
+            self.process_id = environment.runner.client_id
+        self.latency.clear()
+        self.auth.clear()
+        self.cpu_samples.clear()
+        self.revocations.clear()
+        if self._sampler is None:
+            self._sampler = gevent.spawn(self._sample_cpu)
+
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
+            self._sampler = None
+
+    def _sample_cpu(self) -> None:
+        process = psutil.Process()
+        process.cpu_percent(None)
+        while True:
+            gevent.sleep(CPU_SAMPLE_SECONDS)
+            self.cpu_samples.append((time.time(), self.process_id, os.getpid(),
+                                     process.cpu_percent(None)))
+
+    # -- distributed: workers ship deltas, the master adds them up
+    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        data["authscale"] = {
+            "latency": {k: h.encode().decode() for k, h in self.latency.items()},
+            "auth": {k: h.encode().decode() for k, h in self.auth.items()},
+            "cpu": self.cpu_samples,
+            "revocations": self.revocations,
+        }
+        self.latency.clear()
+        self.auth.clear()
+        self.cpu_samples = []
+        self.revocations = []
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        shipped = data.get("authscale")
+        if not shipped:
+            return
+        for target, kind in ((self.latency, "latency"), (self.auth, "auth")):
+            for key, encoded in shipped[kind].items():
+                target[key].add(HdrHistogram.decode(encoded.encode()))
+        self.cpu_samples.extend(tuple(s) for s in shipped["cpu"])
+        self.revocations.extend(shipped["revocations"])
+
+    # -- output, by the master or a lone process
+    def on_quit(self, exit_code: int, **_: Any) -> None:
+        if isinstance(self.environment.runner, WorkerRunner):
+            return
+        prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
+        if prefix:
+            self.write(Path(prefix))
+
+    def write(self, prefix: Path) -> None:
+        def encoded(histograms: dict[str, HdrHistogram], name: str) -> tuple[int, str | None]:
+            if name not in histograms:
+                return 0, None
+            return histograms[name].get_total_count(), histograms[name].encode().decode()
+
+        entries = {}
+        for name in sorted(set(self.latency) | set(self.auth)):
+            count, latency = encoded(self.latency, name)
+            auth_count, auth = encoded(self.auth, name)
+            entries[name] = {"count": count, "latency": latency,
+                             "auth_count": auth_count, "auth": auth}
+        hdr = {"unit": "microseconds", "significant_digits": DIGITS, "histograms": entries}
+        write_atomically(Path(f"{prefix}_hdr.json"), json.dumps(hdr, indent=1))
+        rows = [("timestamp", "process", "pid", "cpu_percent"),
+                *sorted(self.cpu_samples)]
+        write_atomically(Path(f"{prefix}_locust_cpu.csv"), _csv_text(rows))
+        fields = ("variant", "host", "logout_at", "window_s", "probes", "refused_after_s")
+        rev_rows = [fields, *[tuple(r.get(f) for f in fields) for r in self.revocations]]
+        write_atomically(Path(f"{prefix}_revocation.csv"), _csv_text(rev_rows))
+
+
+def _csv_text(rows: list[tuple[Any, ...]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerows(("" if v is None else v for v in row) for row in rows)
+    return buffer.getvalue()
