@@ -23,6 +23,10 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+# The main job: PROFILE=smoke|quick|full or a path to your own profile .toml.
+bench: setup
+	$(PY) -m loadtests.bench --profile $(PROFILE)
+
 # Locust's web UI on http://127.0.0.1:8089 against one variant (with its own Redis if needed).
 ui: setup
 	$(PY) -m loadtests.ui --variant $(VARIANT)

@@ -25,6 +25,7 @@ from locust import FastHttpUser, constant, constant_throughput, events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner
 
 from loadtests.recorder import Recorder
 from loadtests.scenarios import SCENARIOS
@@ -42,6 +43,8 @@ def add_options(parser: LocustArgumentParser) -> None:
                        help="what each user does")
     group.add_argument("--target-rps", type=float, default=0.0,
                        help="fixed total request rate (open model); 0 = closed loop")
+    group.add_argument("--warmup", type=float, default=0.0,
+                       help="seconds at the start whose requests the histograms ignore")
     group.add_argument("--login-users", type=int, default=10_000,
                        help="log in as user1..userN (the server's --users)")
     group.add_argument("--hosts", default="",
@@ -142,7 +145,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     shared.sticky = options.sticky
     shared.login_users = options.login_users
     shared.revocation_window = options.revocation_window
-    if environment.runner is not None and type(environment.runner).__name__ == "MasterRunner":
+    if isinstance(environment.runner, MasterRunner):
         return  # the master sends no requests
     shared.variant = variant_of(shared.hosts[0])
     users = max(1, options.num_users or 1)

@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +59,7 @@ class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path | None = None
-    cpu: int | None = None
+    cpus: frozenset[int] | None = None
 
     @property
     def pid(self) -> int:
@@ -91,11 +91,12 @@ class Child:
 
 
 def spawn(name: str, argv: Sequence[str], log_path: Path | None = None,
-          cpu: int | None = None, env: dict[str, str] | None = None,
+          cpus: Iterable[int] | None = None, env: dict[str, str] | None = None,
           cwd: Path = REPO_ROOT) -> Child:
-    """Start argv in a new process group, pinned to `cpu` when given, output to log_path."""
+    """Start argv in a new process group, pinned to `cpus` when given, output to log_path."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    pinned = frozenset(cpus) if cpus is not None else None
+    preexec = (lambda: os.sched_setaffinity(0, pinned)) if pinned else None
     try:
         popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -103,7 +104,7 @@ def spawn(name: str, argv: Sequence[str], log_path: Path | None = None,
     finally:
         if log_path:
             out.close()
-    return Child(name, popen, log_path, cpu)
+    return Child(name, popen, log_path, pinned)
 
 
 def wait_until(ready: Callable[[], bool], child: Child, timeout: float, what: str) -> None:
@@ -143,7 +144,7 @@ class RedisHandle:
             self.child.stop()
 
 
-def start_redis(log_dir: Path | None = None, cpu: int | None = None,
+def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
                 use_env: bool = True, port: int | None = None) -> RedisHandle:
     """A private redis-server on a free loopback port, no persistence, ready for PING.
 
@@ -157,7 +158,7 @@ def start_redis(log_dir: Path | None = None, cpu: int | None = None,
     child = spawn("redis", [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
                             "--save", "", "--appendonly", "no", "--daemonize", "no",
                             "--dir", str(workdir), "--protected-mode", "yes"],
-                  log_path=log_path, cpu=cpu)
+                  log_path=log_path, cpus=cpus)
     handle = RedisHandle(f"redis://127.0.0.1:{port}/0", child)
 
     def answers_ping() -> bool:
@@ -172,15 +173,6 @@ def start_redis(log_dir: Path | None = None, cpu: int | None = None,
         handle.stop()
         raise
     return handle
-
-
-@contextlib.contextmanager
-def private_redis(log_dir: Path | None = None, cpu: int | None = None) -> Iterator[RedisHandle]:
-    handle = start_redis(log_dir, cpu)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -215,7 +207,7 @@ def server_command(variant: str, port: int, redis_url: str | None = None,
     return argv + list(extra)
 
 
-def start_server(variant: str, redis_url: str | None = None, cpu: int | None = None,
+def start_server(variant: str, redis_url: str | None = None, cpus: Iterable[int] | None = None,
                  log_dir: Path | None = None, extra: Sequence[str] = (),
                  env: dict[str, str] | None = None, timeout: float = 30) -> ServerHandle:
     """`python -m servers` on a free port, ready when /healthz answers 200."""
@@ -223,7 +215,7 @@ def start_server(variant: str, redis_url: str | None = None, cpu: int | None = N
     log_path = (log_dir or Path(tempfile.mkdtemp(prefix="authscale-server-"))) / \
         f"server-{variant}-{port}.log"
     child = spawn(f"server {variant}", server_command(variant, port, redis_url, extra),
-                  log_path=log_path, cpu=cpu, env=env)
+                  log_path=log_path, cpus=cpus, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(url + "/healthz"), child, timeout, f"server {variant}")
     return ServerHandle(variant, url, child)
@@ -261,3 +253,45 @@ def locust_command(host: str, *, scenario: str = "browse", users: int = 10,
     if user_class:
         argv.append(user_class)
     return argv
+
+
+class Supervisor:
+    """Every child a run starts, so that one call stops them all (in `finally`, on signals)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._children: list[Child] = []
+
+    def _track(self, child: Child) -> Child:
+        self._children.append(child)
+        return child
+
+    def redis(self, cpus: Iterable[int] | None = None) -> RedisHandle:
+        handle = start_redis(self.log_dir, cpus, use_env=False)
+        if handle.child is not None:
+            self._track(handle.child)
+        return handle
+
+    def server(self, variant: str, redis_url: str | None, cpus: Iterable[int] | None,
+               env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> ServerHandle:
+        handle = start_server(variant, redis_url, cpus, self.log_dir, extra, env)
+        self._track(handle.child)
+        return handle
+
+    def spawn(self, name: str, argv: Sequence[str], log_path: Path,
+              cpus: Iterable[int] | None = None) -> Child:
+        return self._track(spawn(name, argv, log_path, cpus))
+
+    def stop(self, child: Child) -> None:
+        child.stop()
+        if child in self._children:
+            self._children.remove(child)
+
+    def stop_all(self) -> None:
+        for child in reversed(self._children):
+            child.stop()
+        self._children.clear()
+
+    @property
+    def running(self) -> list[Child]:
+        return [c for c in self._children if c.alive()]

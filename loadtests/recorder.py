@@ -11,12 +11,9 @@ Workers ship their deltas with each stats report (`report_to_master`); the maste
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,25 +23,20 @@ import gevent
 import psutil
 from hdrh.histogram import HdrHistogram
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests.atomic import write_csv, write_text
 
 # 1 us to 60 s at 3 significant digits: 0.1% precision over the whole range.
 LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
 _SERVER_TIMING = re.compile(r"auth;dur=([0-9.]+)")
 CPU_SAMPLE_SECONDS = 1.0
+REVOCATION_COLUMNS = ("variant", "host", "logout_at", "window_s", "probes",
+                      "refused_after_s")
 
 
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file and rename it: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 class Recorder:
@@ -58,6 +50,10 @@ class Recorder:
         self.cpu_samples: list[tuple[float, str, int, float]] = []
         self.revocations: list[dict[str, Any]] = []
         self._sampler: gevent.Greenlet | None = None
+        # Requests started before measure_from (the warm-up) are not recorded.
+        self.test_start = 0.0
+        self.measure_from = 0.0
+        self.test_stop: float | None = None
         events = environment.events
         events.request.add_listener(self.on_request)
         events.test_start.add_listener(self.on_test_start)
@@ -68,7 +64,9 @@ class Recorder:
 
     # -- recording, in every process that runs users
     def on_request(self, request_type: str, name: str, response_time: float,
-                   response: Any = None, **_: Any) -> None:
+                   response: Any = None, start_time: float | None = None, **_: Any) -> None:
+        if start_time is not None and start_time < self.measure_from:
+            return
         key = f"{request_type} {name}"
         latency_us = round(response_time * 1000)
         self.latency[key].record_value(max(LOWEST_US, min(HIGHEST_US, latency_us)))
@@ -86,6 +84,11 @@ class Recorder:
     def on_test_start(self, environment: Environment, **_: Any) -> None:
         if isinstance(environment.runner, WorkerRunner):
             self.process_id = environment.runner.client_id
+        elif isinstance(environment.runner, MasterRunner):
+            self.process_id = "master"
+        self.test_start = time.time()
+        self.measure_from = self.test_start + getattr(environment.parsed_options, "warmup", 0.0)
+        self.test_stop = None
         self.latency.clear()
         self.auth.clear()
         self.cpu_samples.clear()
@@ -94,6 +97,7 @@ class Recorder:
             self._sampler = gevent.spawn(self._sample_cpu)
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        self.test_stop = time.time()
         if self._sampler is not None:
             self._sampler.kill(block=False)
             self._sampler = None
@@ -150,17 +154,11 @@ class Recorder:
             entries[name] = {"count": count, "latency": latency,
                              "auth_count": auth_count, "auth": auth}
         hdr = {"unit": "microseconds", "significant_digits": DIGITS, "histograms": entries}
-        write_atomically(Path(f"{prefix}_hdr.json"), json.dumps(hdr, indent=1))
-        rows = [("timestamp", "process", "pid", "cpu_percent"),
-                *sorted(self.cpu_samples)]
-        write_atomically(Path(f"{prefix}_locust_cpu.csv"), _csv_text(rows))
-        fields = ("variant", "host", "logout_at", "window_s", "probes", "refused_after_s")
-        rev_rows = [fields, *[tuple(r.get(f) for f in fields) for r in self.revocations]]
-        write_atomically(Path(f"{prefix}_revocation.csv"), _csv_text(rev_rows))
-
-
-def _csv_text(rows: list[tuple[Any, ...]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerows(("" if v is None else v for v in row) for row in rows)
-    return buffer.getvalue()
+        write_text(Path(f"{prefix}_hdr.json"), json.dumps(hdr, indent=1))
+        window = {"test_start": self.test_start, "measure_from": self.measure_from,
+                  "test_stop": self.test_stop or time.time()}
+        write_text(Path(f"{prefix}_window.json"), json.dumps(window))
+        cpu_columns = ("timestamp", "process", "pid", "cpu_percent")
+        write_csv(Path(f"{prefix}_locust_cpu.csv"), cpu_columns,
+                  (dict(zip(cpu_columns, s, strict=True)) for s in sorted(self.cpu_samples)))
+        write_csv(Path(f"{prefix}_revocation.csv"), REVOCATION_COLUMNS, self.revocations)

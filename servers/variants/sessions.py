@@ -35,7 +35,6 @@ from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 from servers.variants.expiry_index import ExpiryIndex
 
 COOKIE_NAME = "authscale_session"
-SEED_BATCH = 10_000
 
 
 def new_session_id() -> str:
@@ -114,8 +113,10 @@ class MemoryStorage(AbstractStorage):
     def seed(self, count: int) -> None:
         expires = time.monotonic() + self._ttl
         created = int(time.time())
+        # One draw from `secrets` for all ids (the same 128 bits each as new_session_id).
+        ids = secrets.token_hex(16 * count)
         self._sessions.update(
-            (new_session_id(), (expires, session_data(f"seed{i}", created)))
+            (ids[32 * i:32 * i + 32], (expires, session_data(f"seed{i}", created)))
             for i in range(count)
         )
 
@@ -155,17 +156,10 @@ class RedisSessionStorage(RedisStorage):
         self.save_cookie(response, key, max_age=session.max_age)
 
     async def seed(self, count: int) -> None:
-        created = int(time.time())
-        for start in range(0, count, SEED_BATCH):
-            n = min(SEED_BATCH, count - start)
-            pipe = self._redis.pipeline(transaction=False)
-            ids = [new_session_id() for _ in range(n)]
-            for i, key in enumerate(ids, start):
-                pipe.set(self.redis_key(key), dumps(session_data(f"seed{i}", created)),
-                         ex=self._ttl)
-            expiry = time.time() + self._ttl
-            self.index.add(pipe, dict.fromkeys(ids, expiry))
-            await pipe.execute()
+        # The same JSON aiohttp-session writes for a real session, user "seed<i>".
+        head = dumps(session_data("", int(time.time())))[:-3] + "seed"  # up to the number
+        await self.index.seed(f"{self.cookie_name}_", count, int(time.time()) + self._ttl,
+                              head, '"}}', numbered=True)
 
 
 class SessionVariant(AuthVariant):

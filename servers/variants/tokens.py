@@ -26,7 +26,6 @@ REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud")
 # Far above any token we issue (~300-700 bytes); refusing early bounds the work an
 # attacker can make us do per request.
 MAX_TOKEN_BYTES = 4096
-SEED_BATCH = 10_000
 
 ALGORITHM_OF_VARIANT = {
     "jwt-hs256": "HS256",
@@ -177,13 +176,5 @@ class RevocableJwt(JwtVariant):
         return await self.index.count()
 
     async def seed(self, count: int) -> int:
-        exp = int(time.time()) + self.ttl
-        for start in range(0, count, SEED_BATCH):
-            n = min(SEED_BATCH, count - start)
-            ids = [secrets.token_hex(16) for _ in range(n)]
-            pipe = self.redis.pipeline(transaction=False)
-            for jti in ids:
-                self._deny(pipe, jti, exp)
-            self.index.add(pipe, dict.fromkeys(ids, float(exp)))
-            await pipe.execute()
+        await self.index.seed(self.PREFIX, count, int(time.time()) + self.ttl, "1")
         return count

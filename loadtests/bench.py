@@ -1,0 +1,604 @@
+"""`make bench`: verify the servers, run the six experiments, sample, keep provenance.
+
+    python -m loadtests.bench [--profile quick|smoke|full|path/to/mine.toml] [--results DIR]
+
+Writes results/<run-id>/ (manifest.json, verify.json, raw/...) and points results/latest at
+it; then builds the report when the analysis package is there. METHODOLOGY.md is the spec:
+server and generator pinned to different cores, every server verified before load, warm-up
+thrown away, repetitions interleaved across variants, every child stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from loadtests import provenance
+from loadtests.atomic import write_csv, write_json
+from loadtests.processes import (
+    REPO_ROOT,
+    ProcessError,
+    RedisHandle,
+    ServerHandle,
+    Supervisor,
+    locust_command,
+    user_class_for,
+)
+from loadtests.profile import Profile, ProfileError, load_profile
+from loadtests.sampler import Sampler, redis_memory
+from loadtests.verify import Verification, verify_server
+from servers.settings import (
+    ENV_ADMIN_TOKEN,
+    ENV_COOKIE_KEY,
+    ENV_JWT_KEY,
+    ENV_JWT_KEY_FILE,
+    REDIS_VARIANTS,
+)
+from servers.variants.tokens import ALGORITHM_OF_VARIANT, generate_key
+
+RATE_MODEL = ("open: a fixed total request rate, shared by the Locust users with "
+              "constant_throughput(target / users); requests are recorded only after warm-up")
+POPULATION_COLUMNS = ("variant", "repetition", "size", "live_sessions", "seed_seconds",
+                      "server_rss_bytes", "redis_used_memory_bytes", "redis_keys")
+console = Console(stderr=True)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: stop, keep what was measured, say `incomplete`."""
+
+
+class VariantFailed(Exception):
+    """A variant's server (or its Redis) failed: reported, the run goes on without it."""
+
+
+@dataclass(frozen=True)
+class Pinning:
+    server_cpus: frozenset[int]
+    generator_cpus: frozenset[int]
+    shared: bool  # only one core: server and generator could not be kept apart
+
+    @classmethod
+    def for_this_machine(cls) -> Pinning:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) == 1:
+            return cls(frozenset(cores), frozenset(cores), True)
+        return cls(frozenset(cores[:1]), frozenset(cores[1:]), False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"server_cpus": sorted(self.server_cpus), "redis_cpus": sorted(self.server_cpus),
+                "generator_cpus": sorted(self.generator_cpus),
+                "runner_cpus": sorted(self.generator_cpus), "shared": self.shared}
+
+
+@dataclass
+class Group:
+    """One variant's servers (one, or replicas sharing keys and Redis) and their Redis."""
+
+    variant: str
+    servers: list[ServerHandle]
+    redis: RedisHandle | None
+    failed: str | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def check_alive(self) -> None:
+        for server in self.servers:
+            if not server.child.alive():
+                raise VariantFailed(f"server {server.url} exited with code "
+                                    f"{server.child.popen.returncode}: "
+                                    f"{server.child.log_tail(5)}")
+        if self.redis is not None and self.redis.child is not None and \
+                not self.redis.child.alive():
+            raise VariantFailed(f"its Redis ({self.redis.url}) exited with code "
+                                f"{self.redis.child.popen.returncode}")
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    profile: Profile
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: Path, profile: Profile, argv: list[str]) -> RunFolder:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f"{stamp}-{profile.name}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = root / f"{stamp}-{profile.name}-{suffix}"
+        path.mkdir()
+        (path / "raw").mkdir()
+        run = cls(path, profile)
+        run.manifest = {
+            "run_id": path.name,
+            "profile": profile.name,
+            "profile_source": profile.source,
+            "status": "incomplete",  # until the end says otherwise: a killed run stays so
+            "status_detail": "running",
+            "started_at": now_iso(),
+            "ended_at": None,
+            "command": argv,
+            "git": provenance.git_state(),
+            "machine": provenance.machine(),
+            "versions": provenance.versions(),
+            "settings": {k: v for k, v in dataclasses.asdict(profile).items()
+                         if k not in ("raw", "source")},
+            "rate_model": RATE_MODEL,
+            "failures": [],
+        }
+        run.save()
+        latest = root / "latest"
+        with contextlib.suppress(FileNotFoundError):
+            latest.unlink()
+        latest.symlink_to(path.name)
+        return run
+
+    def save(self) -> None:
+        write_json(self.path / "manifest.json", self.manifest)
+
+    def fail(self, experiment: str, variant: str, reason: str) -> None:
+        self.manifest["failures"].append({"experiment": experiment, "variant": variant,
+                                          "reason": reason, "at": now_iso()})
+        self.save()
+        console.print(f"[red]{experiment} / {variant}: {reason}[/red]")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Bench:
+    """Runs a profile's experiments into one run folder."""
+
+    def __init__(self, run: RunFolder, supervisor: Supervisor, pinning: Pinning,
+                 progress: Progress) -> None:
+        self.run = run
+        self.profile = run.profile
+        self.supervisor = supervisor
+        self.pinning = pinning
+        self.progress = progress
+        self.task = progress.add_task("starting", total=self.planned_measurements())
+        self.secrets_dir = Path(tempfile.mkdtemp(prefix="authscale-keys-"))
+        self.admin_token = secrets.token_hex(24)
+        self.verified: dict[str, Verification] = {}
+        self.measurements: list[dict[str, Any]] = []
+        self.seed_seconds: dict[str, dict[int, float]] = {}
+
+    # -- planning
+    def planned_measurements(self) -> int:
+        p, reps = self.profile, self.profile.repetitions
+        counts = {
+            "wire": 0,
+            "latency": len(p.variants_for("latency")) * len(p.latency.rates) * reps,
+            "population": len(p.variants_for("population")) * len(p.population.sizes)
+            * p.population.repetitions,
+            "churn": len(p.variants_for("churn")) * reps,
+            "replicas": len(p.variants_for("replicas")) * 2 * reps,
+            "revocation": len(p.variants_for("revocation")) * reps,
+        }
+        return sum(counts[e] for e in p.experiments)
+
+    # -- servers
+    def server_env(self, variant: str) -> dict[str, str]:
+        """Secrets for a variant's servers, shared by its replicas, never written to results."""
+        env = {**os.environ, ENV_ADMIN_TOKEN: self.admin_token}
+        if variant == "session-cookie":
+            env[ENV_COOKIE_KEY] = self._secret(variant, lambda: Fernet.generate_key().decode())
+        elif variant.startswith("jwt-"):
+            algorithm = ALGORITHM_OF_VARIANT[variant]
+            if algorithm == "HS256":
+                env[ENV_JWT_KEY] = self._secret(variant, lambda: secrets.token_hex(32))
+            else:
+                path = self.secrets_dir / f"{variant}.pem"
+                if not path.exists():
+                    pem = generate_key(algorithm).private_bytes(
+                        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption())
+                    path.touch(mode=0o600)
+                    path.write_bytes(pem)
+                env[ENV_JWT_KEY_FILE] = str(path)
+        return env
+
+    def _secret(self, variant: str, make: Any) -> str:
+        path = self.secrets_dir / variant
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(make())
+        return path.read_text()
+
+    def start_group(self, variant: str, count: int = 1, extra: tuple[str, ...] = ()) -> Group:
+        redis = self.supervisor.redis(self.pinning.server_cpus) if variant in REDIS_VARIANTS \
+            else None
+        group = Group(variant, [], redis)
+        extra = ("--users", str(self.profile.login_users), *extra)
+        try:
+            for _ in range(count):
+                group.servers.append(self.supervisor.server(
+                    variant, redis.url if redis else None, self.pinning.server_cpus,
+                    env=self.server_env(variant), extra=extra))
+        except ProcessError as exc:
+            self.stop_group(group)
+            raise VariantFailed(f"could not start: {exc}") from exc
+        return group
+
+    def stop_group(self, group: Group) -> None:
+        for server in group.servers:
+            self.supervisor.stop(server.child)
+        if group.redis is not None:
+            group.redis.stop()
+            if group.redis.child is not None:
+                self.supervisor.stop(group.redis.child)
+
+    def verify(self, group: Group) -> None:
+        for url in group.urls:
+            result = verify_server(url, group.variant)
+            self.verified.setdefault(group.variant, result)
+            if not result.ok:
+                self.verified[group.variant] = result
+                raise VariantFailed("verification failed: " + "; ".join(result.problems))
+        write_json(self.run.path / "verify.json",
+                   {v: r.as_dict() for v, r in self.verified.items()})
+
+    @contextlib.contextmanager
+    def groups(self, experiment: str, variants: tuple[str, ...], count: int = 1,
+               extra: tuple[str, ...] = ()) -> Iterator[dict[str, Group]]:
+        """Start (and verify) every variant's group; a failed one is reported and left out."""
+        started: dict[str, Group] = {}
+        try:
+            for variant in variants:
+                self.progress.update(self.task, description=f"{experiment} · starting {variant}")
+                try:
+                    group = self.start_group(variant, count, extra)
+                except VariantFailed as exc:
+                    self.run.fail(experiment, variant, str(exc))
+                    continue
+                started[variant] = group
+                try:
+                    self.verify(group)
+                except VariantFailed as exc:
+                    group.failed = str(exc)
+                    self.run.fail(experiment, variant, str(exc))
+            yield started
+        finally:
+            for group in started.values():
+                self.stop_group(group)
+
+    # -- one measurement
+    def measure(self, group: Group, experiment: str, label: str, repetition: int, *,
+                scenario: str, rate: float, users: int, duration: float,
+                extra: tuple[str, ...] = (), info: dict[str, Any] | None = None
+                ) -> dict[str, Any] | None:
+        """One Locust run against a group, sampled; returns its record (None if skipped)."""
+        variant = group.variant
+        self.progress.update(self.task, description=f"{experiment} · {variant} · {label} · "
+                                                    f"rep {repetition}")
+        if group.failed:
+            self.progress.advance(self.task)
+            return None
+        folder = self.run.path / "raw" / experiment / variant / f"{label}-rep{repetition}"
+        folder.mkdir(parents=True, exist_ok=True)
+        warmup = self.profile.warmup_s
+        argv = locust_command(
+            group.urls[0], scenario=scenario, users=users, spawn_rate=users,
+            run_time=f"{math.ceil(warmup + duration)}s", csv_prefix=folder / "locust",
+            target_rps=rate, user_class=user_class_for(variant),
+            extra=["--warmup", str(warmup), "--login-users", str(self.profile.login_users),
+                   *extra])
+        record: dict[str, Any] = {
+            "experiment": experiment, "variant": variant, "label": label,
+            "repetition": repetition, "scenario": scenario, "target_rps": rate,
+            "rate_model": "open" if rate > 0 else "closed", "users": users,
+            "warmup_s": warmup, "duration_s": duration, "hosts": group.urls,
+            "pinning": self.pinning.as_dict(), "started_at": now_iso(), **(info or {}),
+        }
+        locust = self.supervisor.spawn(f"locust {variant}", argv, folder / "locust.log",
+                                       self.pinning.generator_cpus)
+        samplers = [Sampler(folder / f"samples-{i}.csv", variant, server.child.pid, server.url,
+                            group.redis.client() if group.redis and i == 0 else None,
+                            generator_pid=locust.pid if i == 0 else None)
+                    for i, server in enumerate(group.servers)]
+        deadline = time.monotonic() + warmup + duration + 60
+        try:
+            with contextlib.ExitStack() as stack:
+                for sampler in samplers:
+                    stack.enter_context(sampler)
+                while locust.alive() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        finally:
+            if locust.alive():
+                record["error"] = "Locust did not finish in time"
+            record["locust_exit_code"] = self.supervisor_stop(locust)
+            record["ended_at"] = now_iso()
+            write_json(folder / "measurement.json", record)
+        final = folder / "locust_final.json"
+        if final.exists():
+            entries = json.loads(final.read_text())
+            record["requests"] = sum(e["num_requests"] for e in entries)
+            record["failures"] = sum(e["num_failures"] for e in entries)
+            record["status"] = "ok"
+        else:
+            record["status"] = "failed"
+            record.setdefault("error", f"Locust wrote no results: {locust.log_tail(5)}")
+        write_json(folder / "measurement.json", record)
+        self.measurements.append(record)
+        self.progress.advance(self.task)
+        try:
+            group.check_alive()
+        except VariantFailed as exc:
+            group.failed = str(exc)
+            self.run.fail(experiment, variant, f"{exc} (during {label} rep {repetition})")
+        return record
+
+    def supervisor_stop(self, child: Any) -> int | None:
+        self.supervisor.stop(child)
+        return child.popen.returncode  # type: ignore[no-any-return]
+
+    # -- the experiments
+    def wire(self) -> None:
+        """Bytes each credential adds to a request: from verifying one server per variant."""
+        with self.groups("wire", self.profile.variants):
+            pass
+        rows = [{"variant": v, "header_bytes": r.header_bytes,
+                 "credential_bytes": r.credential_bytes, "set_cookie_bytes": r.set_cookie_bytes,
+                 "login_response_bytes": r.login_response_bytes}
+                for v, r in self.verified.items() if r.ok]
+        write_csv(self.run.path / "raw" / "wire.csv", ("variant", "header_bytes",
+                  "credential_bytes", "set_cookie_bytes", "login_response_bytes"), rows)
+
+    def latency(self) -> None:
+        spec = self.profile.latency
+        with self.groups("latency", self.profile.variants_for("latency")) as groups:
+            for rep in range(1, self.profile.repetitions + 1):
+                for rate in spec.rates:
+                    for variant in self.profile.variants_for("latency"):  # interleaved
+                        if variant not in groups:
+                            self.progress.advance(self.task)
+                            continue
+                        self.measure(groups[variant], "latency", f"r{rate:g}", rep,
+                                     scenario="browse", rate=rate, users=spec.users,
+                                     duration=spec.duration_s)
+
+    def population(self) -> None:
+        spec = self.profile.population
+        rows: list[dict[str, Any]] = []
+        path = self.run.path / "raw" / "population" / "population.csv"
+        for variant in self.profile.variants_for("population"):
+            for rep in range(1, spec.repetitions + 1):
+                # A fresh server and Redis per variant: the memory figures are its alone.
+                with self.groups("population", (variant,)) as groups:
+                    group = groups.get(variant)
+                    live = 0
+                    for size in spec.sizes:
+                        if group is None or group.failed:
+                            self.progress.advance(self.task)
+                            continue
+                        row = self.grow_population(group, size - live, size, rep)
+                        live = int(row["live_sessions"])
+                        rows.append(row)
+                        write_csv(path, POPULATION_COLUMNS, rows)
+                        self.measure(group, "population", f"n{size}", rep,
+                                     scenario="population", rate=spec.rate, users=spec.users,
+                                     duration=spec.duration_s,
+                                     extra=("--pool-size", str(spec.pool_size)),
+                                     info={"population": size,
+                                           "live_sessions_before": live})
+
+    def grow_population(self, group: Group, add: int, size: int, rep: int) -> dict[str, Any]:
+        url = group.urls[0]
+        request = urllib.request.Request(
+            url + "/admin/seed", method="POST",
+            data=json.dumps({"count": max(0, add)}).encode(),
+            headers={"Content-Type": "application/json", "X-Admin-Token": self.admin_token})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            seeded = json.load(answer)
+        seconds = time.perf_counter() - started
+        self.seed_seconds.setdefault(group.variant, {})[size] = seconds
+        time.sleep(0.5)  # let the allocator settle before reading memory
+        server = psutil.Process(group.servers[0].child.pid)
+        row: dict[str, Any] = {"variant": group.variant, "repetition": rep, "size": size,
+                               "live_sessions": seeded["live_sessions"],
+                               "seed_seconds": round(seconds, 4),
+                               "server_rss_bytes": server.memory_info().rss}
+        if group.redis is not None:
+            row["redis_used_memory_bytes"], row["redis_keys"] = redis_memory(
+                group.redis.client())
+        return row
+
+    def churn(self) -> None:
+        spec = self.profile.churn
+        variants = self.profile.variants_for("churn")
+        extra = ("--session-ttl", str(spec.session_ttl), "--token-ttl", str(spec.session_ttl))
+        with self.groups("churn", variants, extra=extra) as groups:
+            for rep in range(1, self.profile.repetitions + 1):
+                for variant in variants:
+                    if variant not in groups:
+                        self.progress.advance(self.task)
+                        continue
+                    self.measure(groups[variant], "churn", "churn", rep, scenario="churn",
+                                 rate=spec.rate, users=spec.users, duration=spec.duration_s,
+                                 info={"session_ttl": spec.session_ttl})
+
+    def replicas(self) -> None:
+        spec = self.profile.replicas
+        variants = self.profile.variants_for("replicas")
+        with self.groups("replicas", variants, count=spec.replicas) as groups:
+            for rep in range(1, self.profile.repetitions + 1):
+                for routing in ("random", "sticky"):
+                    for variant in variants:
+                        if variant not in groups:
+                            self.progress.advance(self.task)
+                            continue
+                        group = groups[variant]
+                        extra = ("--hosts", ",".join(group.urls),
+                                 *(("--sticky",) if routing == "sticky" else ()))
+                        self.measure(group, "replicas", routing, rep, scenario="replicas",
+                                     rate=spec.rate, users=spec.users, duration=spec.duration_s,
+                                     extra=extra, info={"routing": routing,
+                                                        "replicas": spec.replicas})
+
+    def revocation(self) -> None:
+        spec = self.profile.revocation
+        for variant in self.profile.variants_for("revocation"):
+            with self.groups("revocation", (variant,), count=spec.replicas) as groups:
+                group = groups.get(variant)
+                for rep in range(1, self.profile.repetitions + 1):
+                    if group is None:
+                        self.progress.advance(self.task)
+                        continue
+                    self.measure(group, "revocation", "revocation", rep, scenario="revocation",
+                                 rate=spec.rate, users=spec.users, duration=spec.duration_s,
+                                 extra=("--hosts", ",".join(group.urls),
+                                        "--revocation-window", str(spec.window_s)),
+                                 info={"replicas": spec.replicas, "window_s": spec.window_s})
+
+    def run_all(self) -> None:
+        for experiment in self.profile.experiments:
+            getattr(self, experiment)()
+        self.progress.update(self.task, description="done")
+
+    def close(self) -> None:
+        shutil.rmtree(self.secrets_dir, ignore_errors=True)
+
+
+def build_report(run_dir: Path) -> bool:
+    """The report hook: `python -m analysis RUN` when the analysis package is there."""
+    if not (REPO_ROOT / "analysis" / "__main__.py").exists():
+        console.print("no analysis package yet: raw data kept, no report built")
+        return False
+    done = subprocess.run([sys.executable, "-m", "analysis", str(run_dir)], cwd=REPO_ROOT)
+    return done.returncode == 0
+
+
+def summary_table(run: RunFolder, measurements: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"authscale run {run.path.name} ({run.manifest['status']})")
+    for column in ("experiment", "variant", "measurements", "requests", "failures",
+                   "failed runs"):
+        table.add_column(column, justify="right" if column not in ("experiment", "variant")
+                         else "left")
+    keyed: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for m in measurements:
+        keyed.setdefault((m["experiment"], m["variant"]), []).append(m)
+    for (experiment, variant), items in keyed.items():
+        table.add_row(experiment, variant, str(len(items)),
+                      str(sum(m.get("requests", 0) for m in items)),
+                      str(sum(m.get("failures", 0) for m in items)),
+                      str(sum(m["status"] != "ok" for m in items)))
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="quick",
+                        help="smoke, quick, full, or a path to a profile .toml")
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results",
+                        help="folder that receives the run folder")
+    parser.add_argument("--no-report", action="store_true", help="skip building the report")
+    return parser.parse_args(argv)
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        print(f"make bench: {exc}", file=sys.stderr)
+        return 2
+    pinning = Pinning.for_this_machine()
+    run = RunFolder.create(args.results, profile, sys.argv if argv is None else argv)
+    run.manifest["pinning"] = pinning.as_dict()
+    # The runner itself (sampling, bookkeeping) stays off the server's core.
+    os.sched_setaffinity(0, pinning.generator_cpus)
+    supervisor = Supervisor(run.path / "logs")
+    (run.path / "logs").mkdir()
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    signal.signal(signal.SIGINT, raise_interrupted)
+    started = time.monotonic()
+    bench: Bench | None = None
+    status, detail = "failed", "did not start"
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TextColumn("remaining"), TimeRemainingColumn(),
+                      console=console, transient=False) as progress:
+            bench = Bench(run, supervisor, pinning, progress)
+            run.manifest["measurements_planned"] = bench.planned_measurements()
+            run.save()
+            bench.run_all()
+        failed = [m for m in bench.measurements if m["status"] != "ok"]
+        if run.manifest["failures"] or failed:
+            status = "incomplete"
+            detail = (f"{len(run.manifest['failures'])} component failure(s), "
+                      f"{len(failed)} failed measurement(s)")
+        else:
+            status, detail = "complete", "all planned measurements done"
+    except Interrupted as exc:
+        status, detail = "incomplete", f"interrupted by {exc}"
+    except Exception as exc:
+        status, detail = ("incomplete" if bench and bench.measurements else "failed",
+                          f"{type(exc).__name__}: {exc}")
+        console.print_exception()
+    finally:
+        # From here on a second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_all()
+        measurements = bench.measurements if bench else []
+        if bench is not None:
+            bench.close()
+            run.manifest["measurements_done"] = len(measurements)
+            run.manifest["seed_seconds"] = {
+                v: {str(k): round(s, 3) for k, s in sizes.items()}
+                for v, sizes in bench.seed_seconds.items()}
+        run.manifest.update(status=status, status_detail=detail, ended_at=now_iso(),
+                            wall_seconds=round(time.monotonic() - started, 1))
+        run.save()
+    console.print(summary_table(run, measurements))
+    if measurements and not args.no_report and status != "failed":
+        build_report(run.path)
+    console.print(f"{status}: {detail}; results in {run.path}")
+    return {"complete": 0, "incomplete": 1}.get(status, 2) if "interrupted" not in detail \
+        else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

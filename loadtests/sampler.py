@@ -1,0 +1,110 @@
+"""Once a second during a measured phase: server RSS and CPU, Redis memory and keys, the
+server's own /metrics, and the load generator's CPU, into one CSV that pandas reads directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.atomic import write_csv
+
+COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu_seconds",
+           "server_cpu_percent", "redis_used_memory_bytes", "redis_keys", "live_sessions",
+           "auth_count", "auth_sum_seconds", "generator_cpu_percent")
+
+
+def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
+    """The figures the runner needs from a server's /metrics."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=timeout) as answer:
+        text = answer.read().decode()
+    figures: dict[str, float] = {"auth_count": 0.0, "auth_sum_seconds": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "authscale_auth_seconds_count":
+                figures["auth_count"] += sample.value
+            elif sample.name == "authscale_auth_seconds_sum":
+                figures["auth_sum_seconds"] += sample.value
+            elif sample.name == "authscale_live_sessions":
+                figures["live_sessions"] = sample.value
+    return figures
+
+
+def redis_memory(client: redis.Redis) -> tuple[int, int]:
+    """Redis `used_memory` and its number of keys (all databases)."""
+    info: dict[str, Any] = client.info()
+    keys = sum(v.get("keys", 0) for k, v in info.items() if k.startswith("db") and
+               isinstance(v, dict))
+    return int(info["used_memory"]), int(keys)
+
+
+class Sampler:
+    """A background thread sampling one server (and its Redis) until stopped."""
+
+    def __init__(self, path: Path, variant: str, server_pid: int, server_url: str,
+                 redis_client: redis.Redis | None, generator_pid: int | None = None,
+                 interval: float = 1.0) -> None:
+        self.path = path
+        self.variant = variant
+        self.server_url = server_url
+        self.redis_client = redis_client
+        self.interval = interval
+        self.server = psutil.Process(server_pid)
+        self.generator = psutil.Process(generator_pid) if generator_pid else None
+        self.rows: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sampler-{variant}", daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self.server.cpu_percent(None)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()  # the closing figures
+        self.write()
+
+    def _generator_cpu(self) -> float | None:
+        if self.generator is None:
+            return None
+        try:
+            procs = [self.generator, *self.generator.children(recursive=True)]
+            return sum(p.cpu_percent(None) for p in procs)
+        except psutil.Error:
+            return None
+
+    def sample(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"timestamp": time.time(), "variant": self.variant,
+                               "server_pid": self.server.pid}
+        try:
+            cpu = self.server.cpu_times()
+            row["server_rss_bytes"] = self.server.memory_info().rss
+            row["server_cpu_seconds"] = cpu.user + cpu.system
+            row["server_cpu_percent"] = self.server.cpu_percent(None)
+        except psutil.Error:
+            pass  # the server is gone: the gap in the CSV shows it
+        if self.redis_client is not None:
+            with contextlib.suppress(redis.RedisError):
+                row["redis_used_memory_bytes"], row["redis_keys"] = redis_memory(self.redis_client)
+        with contextlib.suppress(OSError):
+            row.update(scrape_metrics(self.server_url))
+        row["generator_cpu_percent"] = self._generator_cpu()
+        self.rows.append(row)
+        return row
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def write(self) -> None:
+        write_csv(self.path, COLUMNS, self.rows)
