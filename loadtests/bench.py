@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import math
 import os
 import secrets
 import shutil
@@ -201,17 +200,25 @@ class Bench:
 
     # -- planning
     def planned_measurements(self) -> int:
-        p, reps = self.profile, self.profile.repetitions
-        counts = {
+        p = self.profile
+        per_repetition = {
             "wire": 0,
-            "latency": len(p.variants_for("latency")) * len(p.latency.rates) * reps,
-            "population": len(p.variants_for("population")) * len(p.population.sizes)
-            * p.population.repetitions,
-            "churn": len(p.variants_for("churn")) * reps,
-            "replicas": len(p.variants_for("replicas")) * 2 * reps,
-            "revocation": len(p.variants_for("revocation")) * reps,
+            "latency": len(p.variants_for("latency")) * len(p.latency.rates),
+            "population": len(p.variants_for("population")) * len(p.population.sizes),
+            "churn": len(p.variants_for("churn")),
+            "replicas": len(p.variants_for("replicas")) * 2,
+            "revocation": len(p.variants_for("revocation")),
+            "primitives": 0,
         }
+        counts = {e: n * p.repetitions_for(e) for e, n in per_repetition.items()}
         return sum(counts[e] for e in p.experiments)
+
+    def describe(self, what: str) -> None:
+        self.progress.update(self.task, description=what)
+        if not console.is_terminal:  # CI, a log file: a plain line per step instead
+            task = self.progress.tasks[0]
+            console.print(f"[{task.completed:.0f}/{task.total:.0f} "
+                          f"{task.elapsed or 0:.0f}s] {what}", highlight=False)
 
     # -- servers
     def server_env(self, variant: str) -> dict[str, str]:
@@ -281,7 +288,7 @@ class Bench:
         started: dict[str, Group] = {}
         try:
             for variant in variants:
-                self.progress.update(self.task, description=f"{experiment} · starting {variant}")
+                self.describe(f"{experiment} · starting {variant}")
                 try:
                     group = self.start_group(variant, count, extra)
                 except VariantFailed as exc:
@@ -305,8 +312,7 @@ class Bench:
                 ) -> dict[str, Any] | None:
         """One Locust run against a group, sampled; returns its record (None if skipped)."""
         variant = group.variant
-        self.progress.update(self.task, description=f"{experiment} · {variant} · {label} · "
-                                                    f"rep {repetition}")
+        self.describe(f"{experiment} · {variant} · {label} · rep {repetition}")
         if group.failed:
             self.progress.advance(self.task)
             return None
@@ -315,10 +321,9 @@ class Bench:
         warmup = self.profile.warmup_s
         argv = locust_command(
             group.urls[0], scenario=scenario, users=users, spawn_rate=users,
-            run_time=f"{math.ceil(warmup + duration)}s", csv_prefix=folder / "locust",
+            duration=duration, warmup=warmup, csv_prefix=folder / "locust",
             target_rps=rate, user_class=user_class_for(variant),
-            extra=["--warmup", str(warmup), "--login-users", str(self.profile.login_users),
-                   *extra])
+            extra=["--login-users", str(self.profile.login_users), *extra])
         record: dict[str, Any] = {
             "experiment": experiment, "variant": variant, "label": label,
             "repetition": repetition, "scenario": scenario, "target_rps": rate,
@@ -370,15 +375,39 @@ class Bench:
 
     # -- the experiments
     def wire(self) -> None:
-        """Bytes each credential adds to a request: from verifying one server per variant."""
-        with self.groups("wire", self.profile.variants):
-            pass
+        """Bytes each credential adds to a request, from the verification of each variant
+        (servers are started only for variants no other experiment verified)."""
+        missing = tuple(v for v in self.profile.variants if v not in self.verified)
+        if missing:
+            with self.groups("wire", missing):
+                pass
         rows = [{"variant": v, "header_bytes": r.header_bytes,
                  "credential_bytes": r.credential_bytes, "set_cookie_bytes": r.set_cookie_bytes,
                  "login_response_bytes": r.login_response_bytes}
                 for v, r in self.verified.items() if r.ok]
         write_csv(self.run.path / "raw" / "wire.csv", ("variant", "header_bytes",
                   "credential_bytes", "set_cookie_bytes", "login_response_bytes"), rows)
+
+    def primitives(self) -> None:
+        """Each variant's primitive alone in a tight loop, on the server's core."""
+        self.describe("primitives · timing each variant's primitive alone")
+        redis = self.supervisor.redis(self.pinning.server_cpus)
+        try:
+            out = self.run.path / "raw" / "primitives.csv"
+            child = self.supervisor.spawn(
+                "primitives", [sys.executable, "-m", "loadtests.primitives", "--redis-url",
+                               redis.url, "--out", str(out)],
+                self.run.path / "logs" / "primitives.log", self.pinning.server_cpus)
+            deadline = time.monotonic() + 120
+            while child.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            code = self.supervisor_stop(child)
+            if code != 0 or not out.exists():
+                self.run.fail("primitives", "all", f"exit code {code}: {child.log_tail(5)}")
+        finally:
+            redis.stop()
+            if redis.child is not None:
+                self.supervisor.stop(redis.child)
 
     def latency(self) -> None:
         spec = self.profile.latency
@@ -398,7 +427,7 @@ class Bench:
         rows: list[dict[str, Any]] = []
         path = self.run.path / "raw" / "population" / "population.csv"
         for variant in self.profile.variants_for("population"):
-            for rep in range(1, spec.repetitions + 1):
+            for rep in range(1, self.profile.repetitions_for("population") + 1):
                 # A fresh server and Redis per variant: the memory figures are its alone.
                 with self.groups("population", (variant,)) as groups:
                     group = groups.get(variant)
@@ -445,7 +474,7 @@ class Bench:
         variants = self.profile.variants_for("churn")
         extra = ("--session-ttl", str(spec.session_ttl), "--token-ttl", str(spec.session_ttl))
         with self.groups("churn", variants, extra=extra) as groups:
-            for rep in range(1, self.profile.repetitions + 1):
+            for rep in range(1, self.profile.repetitions_for("churn") + 1):
                 for variant in variants:
                     if variant not in groups:
                         self.progress.advance(self.task)
@@ -458,7 +487,7 @@ class Bench:
         spec = self.profile.replicas
         variants = self.profile.variants_for("replicas")
         with self.groups("replicas", variants, count=spec.replicas) as groups:
-            for rep in range(1, self.profile.repetitions + 1):
+            for rep in range(1, self.profile.repetitions_for("replicas") + 1):
                 for routing in ("random", "sticky"):
                     for variant in variants:
                         if variant not in groups:
@@ -477,7 +506,7 @@ class Bench:
         for variant in self.profile.variants_for("revocation"):
             with self.groups("revocation", (variant,), count=spec.replicas) as groups:
                 group = groups.get(variant)
-                for rep in range(1, self.profile.repetitions + 1):
+                for rep in range(1, self.profile.repetitions_for("revocation") + 1):
                     if group is None:
                         self.progress.advance(self.task)
                         continue

@@ -16,16 +16,17 @@ import json
 import logging
 import random
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import gevent.pool
-import requests
 from locust import FastHttpUser, constant, constant_throughput, events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.recorder import Recorder
 from loadtests.scenarios import SCENARIOS
@@ -45,6 +46,9 @@ def add_options(parser: LocustArgumentParser) -> None:
                        help="fixed total request rate (open model); 0 = closed loop")
     group.add_argument("--warmup", type=float, default=0.0,
                        help="seconds at the start whose requests the histograms ignore")
+    group.add_argument("--duration", type=float, default=0.0,
+                       help="seconds to measure after the warm-up, then stop; counted from "
+                            "when the load starts (Locust's -t also counts its own start-up)")
     group.add_argument("--login-users", type=int, default=10_000,
                        help="log in as user1..userN (the server's --users)")
     group.add_argument("--hosts", default="",
@@ -99,9 +103,8 @@ class Shared:
 
 
 def variant_of(host: str) -> str:
-    answer = requests.get(host.rstrip("/") + "/healthz", timeout=5)
-    answer.raise_for_status()
-    variant = answer.json()["variant"]
+    with urllib.request.urlopen(host.rstrip("/") + "/healthz", timeout=5) as answer:
+        variant = json.load(answer)["variant"]
     if variant not in VARIANTS:
         raise ValueError(f"{host} runs unknown variant {variant!r}")
     return str(variant)
@@ -109,16 +112,18 @@ def variant_of(host: str) -> str:
 
 def fill_pool(shared: Shared, host: str, size: int) -> None:
     """Log `size` distinct users in before the load starts (not part of the measurement)."""
-    session = requests.Session()
     ks = random.sample(range(1, shared.login_users + 1), min(size, shared.login_users))
 
     def login(k: int) -> Credential | None:
-        answer = session.post(f"{host}/login", json={"username": f"user{k}",
-                                                     "password": f"pw-{k}"}, timeout=10)
-        if answer.status_code != 200:
+        body = json.dumps({"username": f"user{k}", "password": f"pw-{k}"}).encode()
+        request = urllib.request.Request(f"{host}/login", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return credential_from_login(shared.variant, f"user{k}", answer.headers,
+                                             answer.read())
+        except OSError:  # a refused login (HTTPError) or a lost connection
             return None
-        return credential_from_login(shared.variant, f"user{k}", answer.headers,
-                                     answer.content)
 
     credentials = gevent.pool.Pool(POOL_LOGIN_CONCURRENCY).map(login, ks)
     shared.pool = [c for c in credentials if c is not None]
@@ -145,8 +150,16 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     shared.sticky = options.sticky
     shared.login_users = options.login_users
     shared.revocation_window = options.revocation_window
-    if isinstance(environment.runner, MasterRunner):
-        return  # the master sends no requests
+    if not isinstance(environment.runner, MasterRunner):  # the master sends no requests
+        prepare_load(environment, shared)
+    # Counted from here, after the pool is filled: the load starts now.
+    if options.duration > 0 and not isinstance(environment.runner, WorkerRunner):
+        gevent.spawn_later(options.warmup + options.duration, environment.runner.quit)
+
+
+def prepare_load(environment: Environment, shared: Shared) -> None:
+    """In a process that sends requests: learn the variant, set the pace, fill the pool."""
+    options = environment.parsed_options
     shared.variant = variant_of(shared.hosts[0])
     users = max(1, options.num_users or 1)
     shared.pacer = (constant_throughput(options.target_rps / users) if options.target_rps > 0

@@ -7,6 +7,7 @@ in a `finally`, so no run and no test leaves one behind.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -90,21 +91,40 @@ class Child:
         return self.popen.returncode
 
 
+OnSpawn = Callable[["Child"], object]
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def spawn(name: str, argv: Sequence[str], log_path: Path | None = None,
           cpus: Iterable[int] | None = None, env: dict[str, str] | None = None,
-          cwd: Path = REPO_ROOT) -> Child:
-    """Start argv in a new process group, pinned to `cpus` when given, output to log_path."""
+          cwd: Path = REPO_ROOT, on_spawn: OnSpawn | None = None) -> Child:
+    """Start argv in a new process group, pinned to `cpus` when given, output to log_path.
+
+    `on_spawn` (a supervisor's bookkeeping) runs before Ctrl-C or SIGTERM can interrupt,
+    so a child is never started without someone knowing to stop it.
+    """
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     pinned = frozenset(cpus) if cpus is not None else None
-    preexec = (lambda: os.sched_setaffinity(0, pinned)) if pinned else None
+
+    def in_child() -> None:
+        # The child inherits our blocked signals: it must get SIGTERM to stop cleanly.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if pinned:
+            os.sched_setaffinity(0, pinned)
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         popen = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=preexec, env=env, cwd=cwd)
+            start_new_session=True, preexec_fn=in_child, env=env, cwd=cwd)
+        child = Child(name, popen, log_path, pinned)
+        if on_spawn is not None:
+            on_spawn(child)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if log_path:
             out.close()
-    return Child(name, popen, log_path, pinned)
+    return child
 
 
 def wait_until(ready: Callable[[], bool], child: Child, timeout: float, what: str) -> None:
@@ -125,6 +145,7 @@ def wait_until(ready: Callable[[], bool], child: Child, timeout: float, what: st
 class RedisHandle:
     url: str
     child: Child | None = None  # None when REDIS_URL named an existing server
+    workdir: Path | None = None
     _client: redis.Redis | None = field(default=None, repr=False)
 
     @property
@@ -142,10 +163,13 @@ class RedisHandle:
             self._client = None
         if self.child is not None:
             self.child.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
-                use_env: bool = True, port: int | None = None) -> RedisHandle:
+                use_env: bool = True, port: int | None = None,
+                on_spawn: OnSpawn | None = None) -> RedisHandle:
     """A private redis-server on a free loopback port, no persistence, ready for PING.
 
     With REDIS_URL set (and use_env), that server is used instead and nothing is started.
@@ -155,11 +179,12 @@ def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="authscale-redis-"))
     log_path = (log_dir or workdir) / f"redis-{port}.log"
+    # Without a log dir the log lives (and dies) in the work dir.
     child = spawn("redis", [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
                             "--save", "", "--appendonly", "no", "--daemonize", "no",
                             "--dir", str(workdir), "--protected-mode", "yes"],
-                  log_path=log_path, cpus=cpus)
-    handle = RedisHandle(f"redis://127.0.0.1:{port}/0", child)
+                  log_path=log_path, cpus=cpus, on_spawn=on_spawn)
+    handle = RedisHandle(f"redis://127.0.0.1:{port}/0", child, workdir)
 
     def answers_ping() -> bool:
         try:
@@ -188,13 +213,17 @@ class ServerHandle:
     variant: str
     url: str
     child: Child
+    own_log_dir: Path | None = None  # a temporary log folder we made, removed on stop
 
     def stop(self) -> None:
-        self.child.stop()
+        self.stop_and_wait()
 
     def stop_and_wait(self) -> int | None:
         """Stop it and give its exit code (0 for a clean SIGTERM shutdown)."""
-        return self.child.stop()
+        code = self.child.stop()
+        if self.own_log_dir is not None:
+            shutil.rmtree(self.own_log_dir, ignore_errors=True)
+        return code
 
 
 def server_command(variant: str, port: int, redis_url: str | None = None,
@@ -209,19 +238,28 @@ def server_command(variant: str, port: int, redis_url: str | None = None,
 
 def start_server(variant: str, redis_url: str | None = None, cpus: Iterable[int] | None = None,
                  log_dir: Path | None = None, extra: Sequence[str] = (),
-                 env: dict[str, str] | None = None, timeout: float = 30) -> ServerHandle:
+                 env: dict[str, str] | None = None, timeout: float = 30,
+                 on_spawn: OnSpawn | None = None) -> ServerHandle:
     """`python -m servers` on a free port, ready when /healthz answers 200."""
     port = free_port()
-    log_path = (log_dir or Path(tempfile.mkdtemp(prefix="authscale-server-"))) / \
-        f"server-{variant}-{port}.log"
+    own = None if log_dir else Path(tempfile.mkdtemp(prefix="authscale-server-"))
+    log_path = (log_dir or own) / f"server-{variant}-{port}.log"  # type: ignore[operator]
     child = spawn(f"server {variant}", server_command(variant, port, redis_url, extra),
-                  log_path=log_path, cpus=cpus, env=env)
+                  log_path=log_path, cpus=cpus, env=env, on_spawn=on_spawn)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(url + "/healthz"), child, timeout, f"server {variant}")
-    return ServerHandle(variant, url, child)
+    try:
+        wait_until(lambda: http_ok(url + "/healthz"), child, timeout, f"server {variant}")
+    except BaseException:  # not ready, or interrupted while waiting: never leave it running
+        child.stop()
+        if own is not None:
+            shutil.rmtree(own, ignore_errors=True)
+        raise
+    return ServerHandle(variant, url, child, own)
 
 
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
+# Pool logins and start-up come before the load: time -t must allow on top of the run.
+LOCUST_STARTUP_ALLOWANCE_S = 60
 
 
 def user_class_for(variant: str) -> str:
@@ -230,18 +268,25 @@ def user_class_for(variant: str) -> str:
 
 
 def locust_command(host: str, *, scenario: str = "browse", users: int = 10,
-                   spawn_rate: float | None = None, run_time: str | None = None,
-                   csv_prefix: Path | None = None, target_rps: float = 0.0,
-                   user_class: str | None = None, processes: int = 1,
-                   extra: Sequence[str] = (), headless: bool = True) -> list[str]:
-    """The Locust command line for one scenario; headless runs stop by themselves."""
+                   spawn_rate: float | None = None, duration: float | None = None,
+                   warmup: float = 0.0, csv_prefix: Path | None = None,
+                   target_rps: float = 0.0, user_class: str | None = None,
+                   processes: int = 1, extra: Sequence[str] = (),
+                   headless: bool = True) -> list[str]:
+    """The Locust command line for one scenario; headless runs stop by themselves.
+
+    A headless run measures `duration` seconds after `warmup`, counted from when the load
+    starts; Locust's own -t (which also counts its start-up) is only a safety net.
+    """
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
-            "--scenario", scenario, "--target-rps", str(target_rps)]
+            "--scenario", scenario, "--target-rps", str(target_rps), "--warmup", str(warmup)]
     if headless:
-        if run_time is None:
-            raise ValueError("a headless Locust run needs a run time")
+        if not duration or duration <= 0:
+            raise ValueError("a headless Locust run needs a duration")
+        safety = math.ceil(warmup + duration) + LOCUST_STARTUP_ALLOWANCE_S
         argv += ["--headless", "-u", str(users), "-r", str(spawn_rate or users),
-                 "-t", run_time, "--only-summary", "--stop-timeout", "2"]
+                 "--duration", str(duration), "-t", f"{safety}s", "--only-summary",
+                 "--stop-timeout", "2"]
     if csv_prefix is not None:
         # Locust rewrites its CSVs once a second and may miss the last second; the JSON
         # file is written once, after the run, with the final counts.
@@ -267,20 +312,16 @@ class Supervisor:
         return child
 
     def redis(self, cpus: Iterable[int] | None = None) -> RedisHandle:
-        handle = start_redis(self.log_dir, cpus, use_env=False)
-        if handle.child is not None:
-            self._track(handle.child)
-        return handle
+        return start_redis(self.log_dir, cpus, use_env=False, on_spawn=self._track)
 
     def server(self, variant: str, redis_url: str | None, cpus: Iterable[int] | None,
                env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> ServerHandle:
-        handle = start_server(variant, redis_url, cpus, self.log_dir, extra, env)
-        self._track(handle.child)
-        return handle
+        return start_server(variant, redis_url, cpus, self.log_dir, extra, env,
+                            on_spawn=self._track)
 
     def spawn(self, name: str, argv: Sequence[str], log_path: Path,
               cpus: Iterable[int] | None = None) -> Child:
-        return self._track(spawn(name, argv, log_path, cpus))
+        return spawn(name, argv, log_path, cpus, on_spawn=self._track)
 
     def stop(self, child: Child) -> None:
         child.stop()

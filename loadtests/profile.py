@@ -14,7 +14,9 @@ from typing import Any
 from servers.settings import VARIANTS
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
-EXPERIMENTS = ("wire", "latency", "population", "churn", "replicas", "revocation")
+# "primitives" times each variant's primitive alone; "wire" records each credential's bytes
+# (from the verification every server gets before load).
+EXPERIMENTS = ("latency", "population", "churn", "replicas", "revocation", "wire", "primitives")
 
 
 class ProfileError(ValueError):
@@ -46,6 +48,7 @@ class Churn:
     duration_s: float = 5.0
     session_ttl: int = 3
     variants: tuple[str, ...] = ()
+    repetitions: int = 0  # 0: the profile's
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Replicas:
     users: int = 30
     duration_s: float = 3.0
     variants: tuple[str, ...] = ()
+    repetitions: int = 0  # 0: the profile's
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Revocation:
     rate: float = 100.0
     replicas: int = 3
     variants: tuple[str, ...] = ()
+    repetitions: int = 0  # 0: the profile's
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class Profile:
     login_users: int = 10_000
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def repetitions_for(self, experiment: str) -> int:
+        """The experiment's own repetition count if it sets one, else the profile's."""
+        return getattr(getattr(self, experiment, None), "repetitions", 0) or self.repetitions
 
     def variants_for(self, experiment: str) -> tuple[str, ...]:
         """The experiment's own variant list if it names one, else the profile's."""

@@ -97,7 +97,10 @@ class Recorder:
             self._sampler = gevent.spawn(self._sample_cpu)
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
-        self.test_stop = time.time()
+        # The window ends where the measurement was meant to (not when shutdown finished).
+        duration = getattr(environment.parsed_options, "duration", 0.0)
+        end = self.measure_from + duration if duration else time.time()
+        self.test_stop = min(time.time(), end)
         if self._sampler is not None:
             self._sampler.kill(block=False)
             self._sampler = None
@@ -159,6 +162,6 @@ class Recorder:
                   "test_stop": self.test_stop or time.time()}
         write_text(Path(f"{prefix}_window.json"), json.dumps(window))
         cpu_columns = ("timestamp", "process", "pid", "cpu_percent")
-        write_csv(Path(f"{prefix}_locust_cpu.csv"), cpu_columns,
+        write_csv(Path(f"{prefix}_generator_cpu.csv"), cpu_columns,
                   (dict(zip(cpu_columns, s, strict=True)) for s in sorted(self.cpu_samples)))
         write_csv(Path(f"{prefix}_revocation.csv"), REVOCATION_COLUMNS, self.revocations)

@@ -1,6 +1,6 @@
-"""authscale's twin servers: one aiohttp application, authentication pluggable."""
+"""authscale's twin servers: one aiohttp application, authentication pluggable.
 
-from servers.app import create_app
-from servers.settings import VARIANTS, Settings
-
-__all__ = ["VARIANTS", "Settings", "create_app"]
+`servers.app.create_app(settings)` builds it; `python -m servers` serves it. Nothing is
+imported here, so that light users of `servers.settings` (the load generator) do not pay
+for aiohttp, redis-py and PyJWT at start-up.
+"""

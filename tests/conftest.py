@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from loadtests.processes import RedisHandle, start_redis
-from servers import Settings, create_app
-from servers.settings import REDIS_VARIANTS
+from servers.app import create_app
+from servers.settings import REDIS_VARIANTS, Settings
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SESSION_VARIANTS = ("session-memory", "session-redis", "session-cookie")

@@ -52,10 +52,10 @@ class LocustRun:
 def run_locust(host: str, variant: str, tmp_path: Path, scenario: str, seconds: int = 3,
                users: int = 5, extra: list[str] | None = None, processes: int = 1) -> LocustRun:
     prefix = tmp_path / f"{scenario}-{variant}"
-    argv = locust_command(host, scenario=scenario, users=users, run_time=f"{seconds}s",
+    argv = locust_command(host, scenario=scenario, users=users, duration=seconds,
                           csv_prefix=prefix, user_class=user_class_for(variant),
                           processes=processes, extra=extra or [])
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90)
     return LocustRun(prefix, done.returncode, done.stdout + done.stderr)
 
 

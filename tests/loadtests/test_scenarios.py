@@ -23,7 +23,7 @@ def assert_clean(run: LocustRun, names: list[str]) -> None:
         assert hdr[name]["count"] == stats[name]["num_requests"], name
         assert run.histogram(name).get_total_count() == hdr[name]["count"]
     assert Path(f"{run.prefix}_stats_history.csv").stat().st_size > 0
-    cpu = Path(f"{run.prefix}_locust_cpu.csv").read_text().splitlines()
+    cpu = Path(f"{run.prefix}_generator_cpu.csv").read_text().splitlines()
     assert cpu[0] == "timestamp,process,pid,cpu_percent"
     assert len(cpu) >= 2
 
@@ -112,12 +112,12 @@ def test_distributed_workers_merge(servers: dict[str, ServerHandle], tmp_path: P
                      processes=2)
     assert_clean(run, ["GET /me", "GET /items"])
     processes = {line.split(",")[1] for line in
-                 Path(f"{run.prefix}_locust_cpu.csv").read_text().splitlines()[1:]}
+                 Path(f"{run.prefix}_generator_cpu.csv").read_text().splitlines()[1:]}
     assert len(processes) >= 3  # the master and two workers each sampled
 
 
 def test_wrong_user_class_is_refused(servers: dict[str, ServerHandle], tmp_path: Path) -> None:
-    argv = locust_command(servers["jwt-hs256"].url, users=2, run_time="2s",
+    argv = locust_command(servers["jwt-hs256"].url, users=2, duration=2,
                           csv_prefix=tmp_path / "wrong", user_class="CookieUser")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

@@ -1,0 +1,301 @@
+"""report.md and report.html from a run's figures: one list of blocks, rendered twice."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.charts import EXTRAPOLATE_TO, ordered
+from analysis.load import Run
+
+# Which primitive is each variant's own (for "where the microseconds go").
+PRIMITIVE_OF = {
+    "session-memory": ["dict lookup (10^4 sessions)"],
+    "session-redis": ["redis-py GET round trip"],
+    "session-cookie": ["Fernet decrypt"],
+    "jwt-hs256": ["PyJWT decode HS256", "HMAC-SHA256 alone"],
+    "jwt-rs256": ["PyJWT decode RS256", "RS256 signature verify alone"],
+    "jwt-es256": ["PyJWT decode ES256", "ES256 signature verify alone"],
+    "jwt-eddsa": ["PyJWT decode EdDSA", "EdDSA signature verify alone"],
+    "jwt-hs256-revocable": ["PyJWT decode HS256", "redis-py EXISTS round trip"],
+}
+
+
+@dataclass
+class Block:
+    kind: str  # h1, h2, p, quote, table, image, list
+    content: Any
+    caption: str = ""
+
+
+def fmt(value: Any, pattern: str = "{:.2f}", missing: str = "–") -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return missing
+    return pattern.format(value)
+
+
+def table_block(columns: Sequence[str], rows: list[Sequence[Any]], caption: str = "") -> Block:
+    return Block("table", (list(columns), [[str(c) for c in r] for r in rows]), caption)
+
+
+def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
+                 primitives: pd.DataFrame, users: float, rps: float,
+                 requests_per_day: float) -> list[Block]:
+    manifest = run.manifest
+    figures = summary["variants"]
+    variants = ordered(figures)
+    verdict = summary["verdict"]
+    blocks = [Block("h1", f"authscale report: run {manifest.get('run_id')}")]
+    blocks.append(Block("quote", "“" + verdict["claim"] + "”"))
+    blocks.append(Block("h2", "Verdict"))
+    blocks.append(table_block(("axis", "server-side sessions", "stateless tokens",
+                               "claim holds?", "measured"),
+                              [(a["axis"], a["sessions"], a["tokens"], a["holds"], a["detail"])
+                               for a in verdict["axes"]]))
+    blocks.append(Block("p", verdict["conclusion"]))
+    git = manifest.get("git", {})
+    machine = manifest.get("machine", {})
+    pinning = manifest.get("pinning", {})
+    blocks.append(Block("p", (
+        f"Profile `{manifest.get('profile')}`, status **{manifest.get('status')}** "
+        f"({manifest.get('status_detail')}), commit `{(git.get('commit') or '?')[:12]}`"
+        f"{' (uncommitted changes)' if git.get('dirty') else ''}, "
+        f"{manifest.get('started_at')} to {manifest.get('ended_at')}. Machine: "
+        f"{machine.get('cpu_model')}, {machine.get('logical_cores')} cores, "
+        f"{fmt((machine.get('memory_bytes') or 0) / 2**30, '{:.1f}')} GiB. Server and Redis "
+        f"pinned to CPU {pinning.get('server_cpus')}, load generator to CPU "
+        f"{pinning.get('generator_cpus')}. Rate model: {manifest.get('rate_model')}. Figures "
+        "are medians over repetitions with an order-statistic interval whose coverage is "
+        "given (95% needs 6 or more repetitions); overlapping intervals are reported as no "
+        "measurable difference.")))
+
+    blocks.append(Block("h2", "1. Memory per live user"))
+    blocks.append(Block("image", charts["memory"], "Server RSS plus Redis used_memory as live "
+                        "users grow; the legend gives the fitted bytes per session."))
+    rows = []
+    for v in variants:
+        f = figures[v]
+        b = f.get("bytes_per_session")
+        interval = f.get("bytes_per_session_interval") or [None, None]
+        rows.append([v, fmt(b, "{:,.0f}"), f"{fmt(interval[0], '{:,.0f}')} to "
+                     f"{fmt(interval[1], '{:,.0f}')}",
+                     fmt(f.get("server_bytes_per_session"), "{:,.0f}"),
+                     fmt(f.get("redis_bytes_per_session"), "{:,.0f}"),
+                     *[fmt(b * n / 2**30 if b is not None else None, "{:,.2f}")
+                       for n in EXTRAPOLATE_TO]])
+    blocks.append(table_block(("variant", "bytes/session", "95% interval", "of which server",
+                               "of which Redis", *[f"GiB at {n:.0e} users"
+                                                   for n in EXTRAPOLATE_TO]), rows))
+
+    blocks.append(Block("h2", "2. Latency against load"))
+    blocks.append(Block("image", charts["latency"], "Client-side latency percentiles from "
+                        "microsecond HDR histograms (warm-up excluded), median and interval "
+                        "over repetitions."))
+    curve = pd.DataFrame(summary["latency_curve"])
+    if not curve.empty:
+        rows = [[r["variant"], fmt(r["target_rps"], "{:g}"), fmt(r["achieved_rps"], "{:.0f}"),
+                 f"{fmt(r['p50_ms'], '{:.2f}')} [{fmt(r['p50_ms_low'], '{:.2f}')}, "
+                 f"{fmt(r['p50_ms_high'], '{:.2f}')}]",
+                 f"{fmt(r['p99_ms'], '{:.2f}')} [{fmt(r['p99_ms_low'], '{:.2f}')}, "
+                 f"{fmt(r['p99_ms_high'], '{:.2f}')}]", fmt(r["p99.9_ms"], "{:.2f}"),
+                 fmt(r["error_rate"], "{:.2%}"), "yes" if r["generator_bound"] else "no"]
+                for r in curve.sort_values(["target_rps", "variant"]).to_dict("records")]
+        blocks.append(table_block(("variant", "target req/s", "achieved", "p50 ms",
+                                   "p99 ms", "p99.9 ms", "errors", "generator-bound"), rows))
+    blocks.append(Block("image", charts["throughput"], "Achieved against target rate; an x "
+                        "marks a generator-bound point (Locust above 90% CPU or under 95% of "
+                        "its target)."))
+
+    blocks.append(Block("h2", "3. Where the microseconds go"))
+    blocks.append(Block("image", charts["auth"], "The server's own authentication time per "
+                        "request (Server-Timing), as percentiles."))
+    prims = primitives.set_index("primitive")["us_per_op"] if not primitives.empty else {}
+    rows = []
+    for v in variants:
+        f = figures[v]
+        names = PRIMITIVE_OF.get(v, [])
+        costs = [(n, prims.get(n)) for n in names if n in prims]
+        primary = costs[0][1] if costs else None
+        rows.append([v, fmt(f.get("auth_us_p50"), "{:.1f}"), fmt(f.get("auth_us_p99"), "{:.1f}"),
+                     "; ".join(f"{n}: {c:.2f} µs" for n, c in costs) or "–",
+                     fmt(f["auth_us_p50"] / primary if primary and f.get("auth_us_p50")
+                         else None, "{:.1f}x"),
+                     fmt(f.get("cpu_us_per_request"), "{:.0f}")])
+    blocks.append(table_block(("variant", "auth µs p50", "auth µs p99",
+                               "primitive alone (tight loop)", "auth / primitive",
+                               "server CPU µs per request"), rows,
+                              "In-server auth time against the cost of the variant's "
+                              "primitive measured in the same run on the same core."))
+
+    blocks.append(Block("h2", "4. Bytes on the wire"))
+    blocks.append(Block("image", charts["wire"], ""))
+    rows = [[v, fmt(figures[v].get("header_bytes"), "{}"),
+             fmt(figures[v]["header_bytes"] * requests_per_day / 1e9
+                 if figures[v].get("header_bytes") is not None else None, "{:,.1f}")]
+            for v in variants]
+    blocks.append(table_block(("variant", "bytes per request",
+                               f"GB/day at {requests_per_day:,.0f} requests/day"), rows))
+
+    blocks.append(Block("h2", "5. Scaling out: replicas without sticky routing"))
+    blocks.append(Block("image", charts["replicas"], ""))
+    rows = [[v, fmt(figures[v].get("replicas_random_failure_rate"), "{:.1%}"),
+             fmt(figures[v].get("replicas_sticky_failure_rate"), "{:.1%}"),
+             fmt(figures[v].get("replicas_random_p99_ms"), "{:.2f}"),
+             fmt(figures[v].get("replicas_sticky_p99_ms"), "{:.2f}")]
+            for v in variants if figures[v].get("replicas_random_failure_rate") is not None]
+    if rows:
+        blocks.append(table_block(("variant", "failed, random", "failed, sticky",
+                                   "p99 ms random", "p99 ms sticky"), rows))
+
+    blocks.append(Block("h2", "6. Logout"))
+    blocks.append(Block("image", charts["revocation"], ""))
+    rows = [[v, {True: "yes", False: "no"}.get(figures[v].get("logout_revokes"), "–"),
+             fmt(figures[v].get("logout_refused_after_s_max"), "{:.4f} s"),
+             fmt(figures[v].get("logout_still_accepted_s"), "≥ {:g} s (until expiry)")]
+            for v in variants if figures[v].get("logout_revokes") is not None]
+    if rows:
+        blocks.append(table_block(("variant", "logout revokes", "refused within",
+                                   "still accepted after"), rows))
+
+    blocks.append(Block("h2", "7. Over time"))
+    blocks.append(Block("image", charts["over_time"], ""))
+
+    blocks.append(Block("h2", "8. Cost model"))
+    blocks.append(Block("p", f"For {users:,.0f} concurrent users and {rps:,.0f} requests/s "
+                        "(settable: `python -m analysis RUN --users N --rps R`), from this "
+                        "run's bytes per session and server CPU per request:"))
+    rows = []
+    for v in variants:
+        f = figures[v]
+        b = f.get("bytes_per_session")
+        cpu = f.get("cpu_us_per_request")
+        auth = f.get("auth_us_p50")
+        rows.append([v, fmt(b * users / 2**30 if b is not None else None, "{:,.2f}"),
+                     fmt(cpu * rps / 1e6 if cpu is not None else None, "{:,.2f}"),
+                     fmt(auth * rps / 1e6 if auth is not None else None, "{:,.3f}")])
+    blocks.append(table_block(("variant", "session memory (GiB)", "CPU cores, all work",
+                               "CPU cores, authentication alone"), rows))
+
+    blocks.append(Block("h2", "Failures and flags"))
+    failures = manifest.get("failures", [])
+    flagged = [f"{r['variant']} at {r['target_rps']:g} req/s" for r in summary["latency_curve"]
+               if r.get("generator_bound")]
+    items = [f"{f['experiment']} / {f['variant']}: {f['reason']}" for f in failures]
+    items += [f"generator-bound: {x}" for x in flagged]
+    blocks.append(Block("list", items or ["none: every planned measurement ran, no "
+                                          "generator-bound point"]))
+
+    blocks.append(Block("h2", "Threats to validity"))
+    blocks.append(Block("list", threats(manifest)))
+    return blocks
+
+
+def threats(manifest: dict[str, Any]) -> list[str]:
+    machine = manifest.get("machine", {})
+    pinning = manifest.get("pinning", {})
+    items = [
+        "One machine: the load generator shares the box with the server (pinned to "
+        f"CPU {pinning.get('generator_cpus')} against CPU {pinning.get('server_cpus')}), and "
+        "Redis shares the server's core, as it would not in production.",
+        "Loopback instead of a network: no real round-trip time, so the bytes a credential "
+        "adds cost less here than over a WAN and a Redis round trip costs less than across "
+        "hosts.",
+        "A shared, virtualised machine: neighbours add noise, which is why figures are "
+        "compared within one run and carry intervals.",
+        "Python servers: per-request overheads of the framework dominate; a compiled server "
+        "would shrink them and make the auth primitive a larger share of each request.",
+        "One Locust process on one core bounds the offered load; points where it could not "
+        "keep up are flagged generator-bound, not reported as server limits.",
+        "Memory is resident set size after seeding; CPython does not always return freed "
+        "memory, so a server's RSS includes allocator slack.",
+    ]
+    if (machine.get("logical_cores") or 0) > 2:
+        items.append("A bigger machine would let each component have its own cores; this "
+                     "run kept the same two-core layout.")
+    return items
+
+
+def render_markdown(blocks: list[Block], out: Path) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        if block.kind == "h1":
+            lines += [f"# {block.content}", ""]
+        elif block.kind == "h2":
+            lines += [f"## {block.content}", ""]
+        elif block.kind == "p":
+            lines += [block.content, ""]
+        elif block.kind == "quote":
+            lines += [f"> {block.content}", ""]
+        elif block.kind == "list":
+            lines += [f"- {item}" for item in block.content] + [""]
+        elif block.kind == "image":
+            rel = Path(block.content).relative_to(out)
+            lines += [f"![{block.caption or rel.stem}]({rel.as_posix()})", ""]
+            if block.caption:
+                lines += [f"*{block.caption}*", ""]
+        elif block.kind == "table":
+            columns, rows = block.content
+            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("| " + " | ".join("---" for _ in columns) + " |")
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            lines.append("")
+            if block.caption:
+                lines += [f"*{block.caption}*", ""]
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} blockquote{border-left:4px solid #888;margin:1em 0;padding:.2em 1em;
+color:#444;font-style:italic} img{max-width:100%;height:auto} figcaption{font-size:.85em;
+color:#555} code{background:#f3f3f3;padding:0 .2em}
+@media print{body{max-width:none} img{page-break-inside:avoid} h2{page-break-after:avoid}}
+"""
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    escaped = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = escaped.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    body: list[str] = []
+    for block in blocks:
+        if block.kind in ("h1", "h2"):
+            body.append(f"<{block.kind}>{html.escape(block.content)}</{block.kind}>")
+        elif block.kind == "p":
+            body.append(f"<p>{_inline(block.content)}</p>")
+        elif block.kind == "quote":
+            body.append(f"<blockquote>{html.escape(block.content)}</blockquote>")
+        elif block.kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.content)
+                        + "</ul>")
+        elif block.kind == "image":
+            data = base64.b64encode(Path(block.content).read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(Path(block.content).stem)}" '
+                        f'src="data:image/png;base64,{data}"><figcaption>'
+                        f"{html.escape(block.caption)}</figcaption></figure>")
+        elif block.kind == "table":
+            columns, rows = block.content
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+            cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                            for r in rows)
+            caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption \
+                else ""
+            body.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{cells}"
+                        "</tbody></table>")
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")

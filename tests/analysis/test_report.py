@@ -1,0 +1,185 @@
+"""The report built from a small real run recorded under tests/data/run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from analysis.__main__ import build
+from analysis.compare import compare
+from analysis.load import Run, merged, percentiles_us
+from analysis.summary import memory_fits, summarize
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "run"
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path) -> Path:
+    """A writable copy of the recorded run (the report is written into the run folder)."""
+    target = tmp_path / DATA.name
+    shutil.copytree(DATA, target)
+    return target
+
+
+def test_recorded_run_is_real_and_complete() -> None:
+    run = Run(DATA)
+    assert run.manifest["status"] == "complete"
+    table = run.table
+    assert set(table["experiment"]) == {"latency", "population", "churn", "replicas",
+                                        "revocation"}
+    assert (table["status"] == "ok").all()
+    assert (table["measured_requests"] > 0).all()
+
+
+def test_percentiles_from_histograms_by_hand() -> None:
+    histogram = HdrHistogram(1, 60_000_000, 3)
+    for value in range(100, 1001, 100):  # 100, 200, ..., 1000 µs
+        histogram.record_value(value)
+    p = percentiles_us(histogram)
+    assert p["p50"] == 500  # the 5th of 10 values
+    assert p["p90"] == 900
+    assert p["p99"] == pytest.approx(1000, rel=1e-3)
+    assert merged([histogram, histogram]).get_total_count() == 20
+    assert np.isnan(percentiles_us(None)["p50"])
+
+
+def test_run_percentiles_match_the_raw_histograms() -> None:
+    run = Run(DATA)
+    m = run.measurements("latency")[0]
+    raw = json.loads((m.folder / "locust_hdr.json").read_text())["histograms"]["GET /me"]
+    me = HdrHistogram.decode(raw["latency"].encode())
+    items = HdrHistogram.decode(raw_items(m.folder).encode())
+    both = merged([me, items])
+    row = run.table[run.table["folder"] == str(m.folder.relative_to(run.path))].iloc[0]
+    assert row["latency_us_p50"] == both.get_value_at_percentile(50)
+    assert row["measured_requests"] == me.get_total_count() + items.get_total_count()
+
+
+def raw_items(folder: Path) -> str:
+    return json.loads((folder / "locust_hdr.json").read_text())["histograms"]["GET /items"][
+        "latency"]
+
+
+def test_bytes_per_session_is_the_least_squares_slope() -> None:
+    run = Run(DATA)
+    population = run.population
+    rows = population[population["variant"] == "session-memory"]
+    x = rows["live_sessions"].to_numpy(dtype=float)
+    y = rows["server_rss_bytes"].to_numpy(dtype=float)
+    # By hand: slope = sum((x - xbar)(y - ybar)) / sum((x - xbar)^2).
+    expected = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    fit = memory_fits(run)["session-memory"]["total"]
+    assert fit is not None
+    assert fit.slope == pytest.approx(expected)
+    assert 200 < fit.slope < 5000  # a Python dict entry per session: hundreds of bytes
+    stateless = memory_fits(run)["jwt-hs256"]["total"]
+    assert stateless is not None and abs(stateless.slope) < fit.slope / 4
+
+
+def test_summary_has_every_promised_figure() -> None:
+    summary = summarize(Run(DATA))
+    for variant, figures in summary["variants"].items():
+        for key in ("bytes_per_session", "auth_us_p50", "auth_us_p99", "latency_ms_p50",
+                    "latency_ms_p99", "rps", "error_rate", "header_bytes", "logout_revokes"):
+            assert key in figures, (variant, key)
+    assert summary["variants"]["session-redis"]["logout_revokes"] is True
+    assert summary["variants"]["jwt-hs256"]["logout_revokes"] is False
+    assert summary["variants"]["none"]["logout_revokes"] is None
+    axes = {a["axis"] for a in summary["verdict"]["axes"]}
+    assert "memory per live user" in axes and "bytes on the wire per request" in axes
+    assert summary["verdict"]["conclusion"].startswith("Overall:")
+
+
+def test_report_files_and_charts(run_copy: Path) -> None:
+    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
+    summary = json.loads((run_copy / "summary.json").read_text())
+    assert summary["variants"]
+    charts = sorted((run_copy / "charts").glob("*.png"))
+    assert len(charts) == 8
+    for chart in charts:
+        assert chart.stat().st_size > 5_000, chart
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (run_copy / "report.md").read_text()
+    for chart in charts:
+        assert f"charts/{chart.name}" in markdown
+    assert "Threats to validity" in markdown and "Verdict" in markdown
+    html = (run_copy / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 8
+    assert "src=\"charts/" not in html  # self-contained
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed "
+                    "(.ci/run installs it; apt-get install chromium)")
+def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path) -> None:
+    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
+    # A copy of the page with a probe appended: it titles the page with how many images
+    # decoded, so --dump-dom tells us without a driver.
+    page = (run_copy / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+             "document.title='decoded:'+i.filter(x=>x.complete&&x.naturalWidth>0).length+"
+             "'/'+i.length;});</script>")
+    target = tmp_path / "probe.html"
+    target.write_text(page.replace("</body>", probe + "</body>"))
+    done = subprocess.run(
+        [str(chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", "--virtual-time-budget=5000", "--dump-dom", target.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "<title>decoded:8/8</title>" in done.stdout
+    console_errors = [line for line in done.stderr.splitlines()
+                      if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
+    assert not console_errors
+
+
+def test_compare_finds_a_planted_change_and_not_noise() -> None:
+    base = summarize(Run(DATA))
+    assert all(r["verdict"] == "no measurable difference" for r in compare(base, base))
+    noisy = json.loads(json.dumps(base))
+    for figures in noisy["variants"].values():  # jitter inside every interval: noise
+        for key, value in list(figures.items()):
+            interval = figures.get(f"{key}_interval")
+            if isinstance(value, float) and interval and None not in interval:
+                figures[key] = (interval[0] + interval[1]) / 2
+    assert all(r["verdict"] == "no measurable difference" for r in compare(base, noisy))
+    planted = json.loads(json.dumps(base))
+    slow = planted["variants"]["jwt-hs256"]
+    _, high = slow["auth_us_p50_interval"]
+    slow["auth_us_p50"] *= 3
+    slow["auth_us_p50_interval"] = [high * 2, high * 4]
+    moved = [r for r in compare(base, planted) if r["verdict"] != "no measurable difference"]
+    assert [(r["variant"], r["figure"], r["verdict"]) for r in moved] == [
+        ("jwt-hs256", "auth_us_p50", "worse")]
+
+
+def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
+    for produced in ("summary.json", "report.md", "report.html"):
+        (run_copy / produced).unlink(missing_ok=True)
+    shutil.rmtree(run_copy / "charts", ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "analysis", str(run_copy)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (run_copy / "report.html").exists()
+    compare_run = subprocess.run([sys.executable, "-m", "analysis", "compare", str(run_copy),
+                                  str(run_copy)], capture_output=True, text=True, timeout=300)
+    assert compare_run.returncode == 0
+    assert "0 of" in compare_run.stdout
+
+
+def test_cli_error_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "not a run folder" in done.stderr

@@ -1,0 +1,164 @@
+"""`make bench` for real: the smoke profile end to end, a bad profile, and an interrupted run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadtests.processes import REPO_ROOT
+
+TINY = """
+name = "tiny"
+variants = ["session-redis", "jwt-hs256"]
+repetitions = 2
+warmup_s = 0.5
+login_users = 200
+experiments = ["latency"]
+[latency]
+rates = [100]
+users = 5
+duration_s = 6
+"""
+
+
+def bench(*args: str, results: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "loadtests.bench", "--results",
+                             str(results), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def leftovers(since: float) -> list[str]:
+    """Server, Locust or Redis processes started since `since` that nobody here owns."""
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["create_time"] >= since and proc.info["pid"] not in ours and any(
+                marker in cmdline for marker in ("-m servers", "locust", "redis-server")):
+            found.append(cmdline)
+    return found
+
+
+def run_folder(results: Path) -> Path:
+    latest = results / "latest"
+    assert latest.is_symlink()
+    return latest.resolve()
+
+
+def test_bad_profile_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "loadtests.bench", "--results",
+                           str(tmp_path), "--profile", "nonsense"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "unknown profile 'nonsense'" in done.stderr
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_smoke_run_is_complete(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = bench("--profile", "smoke", "--no-report", results=tmp_path)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-4000:]
+    assert time.monotonic() - started < 150
+    run = run_folder(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete", manifest
+    assert manifest["measurements_done"] == manifest["measurements_planned"] > 0
+    assert manifest["git"]["commit"]
+    assert manifest["versions"]["locust"] and manifest["versions"]["redis_server"]
+    assert manifest["pinning"]["server_cpus"] != manifest["pinning"]["generator_cpus"]
+    assert manifest["machine"]["logical_cores"] >= 1
+    verify = json.loads((run / "verify.json").read_text())
+    assert all(v["ok"] for v in verify.values())
+    measurements = [json.loads(p.read_text()) for p in run.glob("raw/*/*/*/measurement.json")]
+    assert len(measurements) == manifest["measurements_planned"]
+    experiments = {m["experiment"] for m in measurements}
+    assert experiments == {"latency", "population", "churn", "replicas", "revocation"}
+    for m in measurements:
+        folder = run / "raw" / m["experiment"] / m["variant"] / f"{m['label']}-rep{m['repetition']}"
+        assert m["status"] == "ok"
+        hdr = json.loads((folder / "locust_hdr.json").read_text())
+        assert hdr["histograms"]
+        with open(folder / "samples-0.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows and all(float(r["server_rss_bytes"]) > 0 for r in rows)
+    with open(run / "raw" / "population" / "population.csv", newline="") as fh:
+        population = list(csv.DictReader(fh))
+    memory = [r for r in population if r["variant"] == "session-memory"]
+    assert [int(r["live_sessions"]) for r in memory][-1] >= 10_000
+    with open(run / "raw" / "wire.csv", newline="") as fh:
+        wire = {r["variant"]: int(r["header_bytes"]) for r in csv.DictReader(fh)}
+    assert wire["none"] == 0 < wire["session-memory"] < wire["jwt-hs256"]
+
+
+def start_tiny(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, float]:
+    """A run of the tiny profile: the process, its results folder, when it started."""
+    profile = tmp_path / "tiny.toml"
+    profile.write_text(TINY)
+    results = tmp_path / "results"
+    return bench("--profile", str(profile), results=results), results, time.time()
+
+
+def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
+    proc, results, since = start_tiny(tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(results.glob("*/raw/latency/*/*/measurement.json")):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(2)  # now well inside a measurement
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("locust" in " ".join(c.cmdline()) for c in children)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [" ".join(c.cmdline()) for c in alive]
+    assert not leftovers(since)
+    run = run_folder(results)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    assert "interrupted by SIGINT" in manifest["status_detail"]
+    done = list(run.glob("raw/latency/*/*/measurement.json"))
+    assert done  # what was measured is kept, and parses
+    for path in done:
+        json.loads(path.read_text())
+    assert not list(run.rglob(".*.tmp")) and not list(run.rglob(".*json.*"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM])
+def test_sigterm_before_first_measurement(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, results, since = start_tiny(tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not (results / "latest").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # servers starting
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+    assert not leftovers(since)
+    manifest = json.loads((run_folder(results) / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    assert "SIGTERM" in manifest["status_detail"]

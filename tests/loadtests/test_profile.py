@@ -1,0 +1,75 @@
+"""The profile loader: built-in profiles load; every mistake is one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtests.profile import EXPERIMENTS, ProfileError, load_profile
+from servers.settings import VARIANTS
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "full"])
+def test_builtin_profiles_load(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.name == name
+    assert set(profile.variants) <= set(VARIANTS)
+    assert profile.experiments == EXPERIMENTS
+    assert profile.latency.rates
+    assert profile.repetitions >= (1 if name == "smoke" else 3)
+
+
+def test_quick_covers_every_variant_and_a_million_sessions() -> None:
+    profile = load_profile("quick")
+    assert profile.variants == VARIANTS
+    assert max(profile.population.sizes) == 1_000_000
+    assert max(load_profile("full").population.sizes) == 10_000_000
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    return str(path)
+
+
+MINIMAL = '[latency]\nrates = [100]\n[population]\nsizes = [1000]\n'
+
+
+def test_own_profile_with_defaults(tmp_path: Path) -> None:
+    profile = load_profile(write(tmp_path, 'variants = ["none", "jwt-hs256"]\n' + MINIMAL))
+    assert profile.name == "mine"
+    assert profile.variants == ("none", "jwt-hs256")
+    assert profile.repetitions == 3
+    assert profile.variants_for("churn") == ("none", "jwt-hs256")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('variants = ["jwt-hs999"]\n' + MINIMAL, "unknown variant 'jwt-hs999'"),
+    (MINIMAL + '[churn]\nvariants = ["nope"]\n', "churn.variants: unknown variant 'nope'"),
+    ('repetitions = 0\n' + MINIMAL, "repetitions: must be a positive integer"),
+    ('repetitions = "3"\n' + MINIMAL, "repetitions: must be a positive integer"),
+    ('warmup_s = -1\n' + MINIMAL, "warmup_s: must be a number >= 0"),
+    ('colour = "red"\n' + MINIMAL, "unknown key 'colour'"),
+    (MINIMAL + '[latency2]\nrates = [1]\n', "unknown key 'latency2'"),
+    ('[latency]\nrates = []\n[population]\nsizes = [1]\n', "latency].rates: must be a non-empty"),
+    ('[latency]\nrates = [-5]\n[population]\nsizes = [1]\n', "-5 must be positive"),
+    ('[latency]\nrates = [100]\nusers = 2.5\n[population]\nsizes = [1]\n',
+     "users: must be a positive int"),
+    ('[latency]\nrate = [100]\n[population]\nsizes = [1]\n', "unknown key 'rate'"),
+    ('[population]\nsizes = [1]\n', "[latency] table with `rates` is required"),
+    ('experiments = ["latency", "soak"]\n' + MINIMAL, "unknown experiment 'soak'"),
+    ('[latency\nrates = [1]\n', "not valid TOML"),
+])
+def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=None) as info:
+        load_profile(write(tmp_path, text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_profile_names() -> None:
+    with pytest.raises(ProfileError, match="built-in profiles: full, quick, smoke"):
+        load_profile("fast")
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile("/nonexistent/profile.toml")
