@@ -8,8 +8,9 @@ STAMP := $(VENV)/.authscale-installed
 PROFILE ?= quick
 VARIANT ?= session-redis
 RUN ?= results/latest
+PROCESSES ?= 1
 
-.PHONY: setup test lint bench ui report clean-venv
+.PHONY: setup test lint bench ui report compose clean-venv
 
 setup: $(STAMP)
 
@@ -25,11 +26,19 @@ test: setup
 
 # The main job: PROFILE=smoke|quick|full or a path to your own profile .toml.
 bench: setup
-	$(PY) -m loadtests.bench --profile $(PROFILE)
+	$(PY) -m loadtests.bench --profile $(PROFILE) --processes $(PROCESSES)
+
+# Rebuild a run's report from its raw data alone.
+report: setup
+	$(PY) -m analysis $(RUN)
+
+# Regenerate docker-compose.yml from the runner's own commands.
+compose: setup
+	$(PY) -m loadtests.compose
 
 # Locust's web UI on http://127.0.0.1:8089 against one variant (with its own Redis if needed).
 ui: setup
-	$(PY) -m loadtests.ui --variant $(VARIANT)
+	$(PY) -m loadtests.ui --variant $(VARIANT) --processes $(PROCESSES)
 
 lint: setup
 	$(PY) -m ruff check .

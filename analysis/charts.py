@@ -59,7 +59,8 @@ def memory_vs_sessions(run: Run, path: Path) -> Path:
         label = f"{variant}: {fit.slope:,.0f} B/session" if fit else variant
         ax.plot(rows["size"], memory / 2**20, "o-", color=colour(variant), label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("live users (sessions seeded, or tokens for stateless variants)")
+    ax.set_xlabel("live sessions (denylisted token ids for jwt-hs256-revocable; "
+                  "users for stateless variants)")
     ax.set_ylabel("server RSS + Redis used_memory (MiB)")
     ax.set_title("Server-side memory against live users")
     ax.grid(True, which="both", alpha=0.3)

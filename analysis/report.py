@@ -68,9 +68,10 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         f"{' (uncommitted changes)' if git.get('dirty') else ''}, "
         f"{manifest.get('started_at')} to {manifest.get('ended_at')}. Machine: "
         f"{machine.get('cpu_model')}, {machine.get('logical_cores')} cores, "
-        f"{fmt((machine.get('memory_bytes') or 0) / 2**30, '{:.1f}')} GiB. Server and Redis "
-        f"pinned to CPU {pinning.get('server_cpus')}, load generator to CPU "
-        f"{pinning.get('generator_cpus')}. Rate model: {manifest.get('rate_model')}. Figures "
+        f"{fmt((machine.get('memory_bytes') or 0) / 2**30, '{:.1f}')} GiB. Server pinned to "
+        f"CPU {pinning.get('server_cpus')}, load generator to CPU "
+        f"{pinning.get('generator_cpus')}, Redis to CPU {pinning.get('redis_cpus')}. "
+        f"Rate model: {manifest.get('rate_model')}. Figures "
         "are medians over repetitions with an order-statistic interval whose coverage is "
         "given (95% needs 6 or more repetitions); overlapping intervals are reported as no "
         "measurable difference.")))
@@ -202,7 +203,12 @@ def threats(manifest: dict[str, Any]) -> list[str]:
     items = [
         "One machine: the load generator shares the box with the server (pinned to "
         f"CPU {pinning.get('generator_cpus')} against CPU {pinning.get('server_cpus')}), and "
-        "Redis shares the server's core, as it would not in production.",
+        f"Redis runs on CPU {pinning.get('redis_cpus')}, beside the generator, instead of on "
+        "a host of its own.",
+        "Locust paces each user separately; at the same total rate, more users inflate the "
+        "client-side latency. Profiles use few users at high per-user rates, which in turn "
+        "lets a stalled server delay the next request of that user (coordinated omission) "
+        "more than a truly open arrival process would.",
         "Loopback instead of a network: no real round-trip time, so the bytes a credential "
         "adds cost less here than over a WAN and a Redis round trip costs less than across "
         "hosts.",

@@ -237,16 +237,19 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None) -> dic
     revokes = {v: figures[v].get("logout_revokes") for v in figures
                if figures[v].get("logout_revokes") is not None}
     if revokes:
+        words = {True: "revokes", False: "still accepted"}
+        others = [f"{v} {words[r]}" for v, r in revokes.items()
+                  if v not in SERVER_SESSIONS + STATELESS_TOKENS]
         axes.append({"axis": "logout (revocation)",
-                     "sessions": _fmt([(v, r) for v, r in revokes.items()
+                     "sessions": _fmt([(v, words[r]) for v, r in revokes.items()
                                        if v in SERVER_SESSIONS], "{}"),
-                     "tokens": _fmt([(v, r) for v, r in revokes.items()
-                                     if v not in SERVER_SESSIONS], "{}"),
+                     "tokens": _fmt([(v, words[r]) for v, r in revokes.items()
+                                     if v in STATELESS_TOKENS], "{}"),
                      "holds": "no" if any(revokes.get(v) is False for v in STATELESS_TOKENS)
                      else "n/a",
                      "detail": "stateless tokens keep working after logout until they expire; "
-                               "revoking them needs server-side state again "
-                               "(jwt-hs256-revocable)"})
+                               "revoking them needs server-side state again"
+                               + (f" ({'; '.join(others)})" if others else "")})
     axes = [a for a in axes if a is not None]
     return {"claim": CLAIM, "axes": axes, "conclusion": conclusion(axes)}
 

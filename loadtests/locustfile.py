@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import urllib.parse
 import urllib.request
@@ -35,6 +36,9 @@ from servers.settings import BEARER_VARIANTS, REVOCABLE_VARIANTS, VARIANTS
 log = logging.getLogger("authscale.locust")
 COOKIE_NAME = "authscale_session"
 POOL_LOGIN_CONCURRENCY = 32
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# Comma-separated host names that may receive load besides loopback (compose services).
+ENV_LOAD_HOSTS = "AUTHSCALE_LOAD_HOSTS"
 
 
 @events.init_command_line_parser.add_listener
@@ -142,11 +146,13 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     shared: Shared = environment.authscale  # type: ignore[attr-defined]
     hosts = [h.strip().rstrip("/") for h in (options.hosts or "").split(",") if h.strip()]
     shared.hosts = hosts or [(environment.host or options.host or "").rstrip("/")]
+    allowed = LOOPBACK | {h.strip() for h in os.environ.get(ENV_LOAD_HOSTS, "").split(",")
+                          if h.strip()}
     for host in shared.hosts:
-        parsed = urllib.parse.urlsplit(host)
-        if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-            # authscale generates load against its own servers on this machine only.
-            raise ValueError(f"refusing to send load to {host}: only loopback hosts")
+        if urllib.parse.urlsplit(host).hostname not in allowed:
+            # Load goes to loopback unless the user names other targets explicitly.
+            raise ValueError(f"refusing to send load to {host}: only loopback hosts, or "
+                             f"hosts named in {ENV_LOAD_HOSTS}")
     shared.sticky = options.sticky
     shared.login_users = options.login_users
     shared.revocation_window = options.revocation_window

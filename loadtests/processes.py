@@ -227,10 +227,10 @@ class ServerHandle:
 
 
 def server_command(variant: str, port: int, redis_url: str | None = None,
-                   extra: Sequence[str] = ()) -> list[str]:
+                   extra: Sequence[str] = (), host: str = "127.0.0.1",
+                   python: str = sys.executable) -> list[str]:
     """The command line of one server; the runner, `make ui` and compose all use this."""
-    argv = [sys.executable, "-m", "servers", "--auth", variant,
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [python, "-m", "servers", "--auth", variant, "--host", host, "--port", str(port)]
     if redis_url:
         argv += ["--redis-url", redis_url]
     return argv + list(extra)
@@ -272,13 +272,14 @@ def locust_command(host: str, *, scenario: str = "browse", users: int = 10,
                    warmup: float = 0.0, csv_prefix: Path | None = None,
                    target_rps: float = 0.0, user_class: str | None = None,
                    processes: int = 1, extra: Sequence[str] = (),
-                   headless: bool = True) -> list[str]:
+                   headless: bool = True, python: str = sys.executable,
+                   locustfile: str = str(LOCUSTFILE)) -> list[str]:
     """The Locust command line for one scenario; headless runs stop by themselves.
 
     A headless run measures `duration` seconds after `warmup`, counted from when the load
     starts; Locust's own -t (which also counts its start-up) is only a safety net.
     """
-    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+    argv = [python, "-m", "locust", "-f", locustfile, "--host", host,
             "--scenario", scenario, "--target-rps", str(target_rps), "--warmup", str(warmup)]
     if headless:
         if not duration or duration <= 0:

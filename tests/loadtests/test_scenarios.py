@@ -107,15 +107,6 @@ def test_replicas_session_memory(servers: dict[str, ServerHandle], tmp_path: Pat
     assert 0.3 < share < 0.7, share  # about half the requests land on the other replica
 
 
-def test_distributed_workers_merge(servers: dict[str, ServerHandle], tmp_path: Path) -> None:
-    run = run_locust(servers["jwt-hs256"].url, "jwt-hs256", tmp_path, "browse", users=6,
-                     processes=2)
-    assert_clean(run, ["GET /me", "GET /items"])
-    processes = {line.split(",")[1] for line in
-                 Path(f"{run.prefix}_generator_cpu.csv").read_text().splitlines()[1:]}
-    assert len(processes) >= 3  # the master and two workers each sampled
-
-
 def test_wrong_user_class_is_refused(servers: dict[str, ServerHandle], tmp_path: Path) -> None:
     argv = locust_command(servers["jwt-hs256"].url, users=2, duration=2,
                           csv_prefix=tmp_path / "wrong", user_class="CookieUser")
