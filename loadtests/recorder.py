@@ -31,6 +31,7 @@ from loadtests.atomic import write_csv, write_text
 LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
 _SERVER_TIMING = re.compile(r"auth;dur=([0-9.]+)")
 CPU_SAMPLE_SECONDS = 1.0
+WINDOW_MESSAGE = "authscale_window"
 REVOCATION_COLUMNS = ("variant", "host", "logout_at", "window_s", "probes",
                       "refused_after_s")
 
@@ -54,6 +55,9 @@ class Recorder:
         self.test_start = 0.0
         self.measure_from = 0.0
         self.test_stop: float | None = None
+        # Distributed: the master's measure_from, so every process measures one window
+        # (workers on other machines need synchronised clocks for this to hold).
+        self.master_measure_from: float | None = None
         events = environment.events
         events.request.add_listener(self.on_request)
         events.test_start.add_listener(self.on_test_start)
@@ -61,6 +65,11 @@ class Recorder:
         events.report_to_master.add_listener(self.on_report_to_master)
         events.worker_report.add_listener(self.on_worker_report)
         events.quit.add_listener(self.on_quit)
+        if isinstance(environment.runner, WorkerRunner):
+            environment.runner.register_message(WINDOW_MESSAGE, self.on_window_message)
+
+    def on_window_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.master_measure_from = float(msg.data["measure_from"])
 
     # -- recording, in every process that runs users
     def on_request(self, request_type: str, name: str, response_time: float,
@@ -88,6 +97,12 @@ class Recorder:
             self.process_id = "master"
         self.test_start = time.time()
         self.measure_from = self.test_start + getattr(environment.parsed_options, "warmup", 0.0)
+        if isinstance(environment.runner, MasterRunner):
+            # Sent before the workers are told to spawn, so they have it at their start.
+            environment.runner.send_message(WINDOW_MESSAGE, {"measure_from": self.measure_from})
+        elif self.master_measure_from is not None:
+            self.measure_from = self.master_measure_from
+            self.master_measure_from = None
         self.test_stop = None
         self.latency.clear()
         self.auth.clear()
