@@ -10,7 +10,7 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test lint bench ui report compose clean-venv
+.PHONY: setup test lint bench ui report compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ compose: setup
 # Locust's web UI on http://127.0.0.1:8089 against one variant (with its own Redis if needed).
 ui: setup
 	$(PY) -m loadtests.ui --variant $(VARIANT) --processes $(PROCESSES)
+
+# The fuzzer with ten times the examples CI runs.
+fuzz: setup
+	FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/servers/test_fuzz.py
 
 lint: setup
 	$(PY) -m ruff check .

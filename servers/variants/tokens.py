@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from typing import Any
@@ -26,6 +27,10 @@ REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud")
 # Far above any token we issue (~300-700 bytes); refusing early bounds the work an
 # attacker can make us do per request.
 MAX_TOKEN_BYTES = 4096
+# A compact JWS in canonical base64url: anything else (padding, the standard alphabet,
+# spaces) is refused before decoding, because Python's base64 decoder tolerates it and so
+# two different strings would carry one signature.
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 ALGORITHM_OF_VARIANT = {
     "jwt-hs256": "HS256",
@@ -112,7 +117,8 @@ class JwtVariant(AuthVariant):
         """The verified claims of the request's bearer token, None when it has none valid."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_BYTES:
+        if scheme.lower() != "bearer" or len(token) > MAX_TOKEN_BYTES or \
+                not TOKEN_SHAPE.fullmatch(token):
             return None
         try:
             return self._decoder.decode(token, self.verify_key, algorithms=self._algorithms,
