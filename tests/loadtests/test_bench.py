@@ -98,6 +98,10 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     with open(run / "raw" / "wire.csv", newline="") as fh:
         wire = {r["variant"]: int(r["header_bytes"]) for r in csv.DictReader(fh)}
     assert wire["none"] == 0 < wire["session-memory"] < wire["jwt-hs256"]
+    # The runner's keys and admin token stay out of the results.
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
 
 
 def start_tiny(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, float]:
