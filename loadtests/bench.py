@@ -322,6 +322,12 @@ class Bench:
         """One Locust run against a group, sampled; returns its record (None if skipped)."""
         variant = group.variant
         self.describe(f"{experiment} · {variant} · {label} · rep {repetition}")
+        if not group.failed:
+            try:  # a server that died since its last measurement is not measured
+                group.check_alive()
+            except VariantFailed as exc:
+                group.failed = str(exc)
+                self.run.fail(experiment, variant, f"{exc} (before {label} rep {repetition})")
         if group.failed:
             self.progress.advance(self.task)
             return None

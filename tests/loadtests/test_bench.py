@@ -166,3 +166,30 @@ def test_sigterm_before_first_measurement(tmp_path: Path, sig: signal.Signals) -
     manifest = json.loads((run_folder(results) / "manifest.json").read_text())
     assert manifest["status"] == "incomplete"
     assert "SIGTERM" in manifest["status_detail"]
+
+
+def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    proc, results, since = start_tiny(tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(results.glob("*/raw/latency/session-redis/*/measurement.json")):
+            assert proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        victim = next(c for c in psutil.Process(proc.pid).children(recursive=True)
+                      if "--auth session-redis" in " ".join(c.cmdline()))
+        victim.kill()
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, output[-3000:]  # incomplete, not a crash
+    assert not leftovers(since)
+    manifest = json.loads((run_folder(results) / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    failures = [f for f in manifest["failures"] if f["variant"] == "session-redis"]
+    assert failures and "exited" in failures[0]["reason"]
+    # The other variant was measured in every repetition all the same.
+    measured = list(run_folder(results).glob("raw/latency/jwt-hs256/*/measurement.json"))
+    assert len(measured) == 2
