@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.compose import COMPOSE_FILE, compose_document, render, service_name
 from loadtests.processes import REPO_ROOT, ServerHandle, server_command, start_server
+from loadtests.profile import load_profile
 from servers.settings import REDIS_VARIANTS, VARIANTS
 from tests.loadtests.conftest import run_locust
 
@@ -24,8 +25,9 @@ def test_compose_file_is_up_to_date() -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_compose_servers_run_the_runners_command(variant: str) -> None:
     service = compose_document()["services"][service_name(variant)]
+    users = str(load_profile("quick").login_users)
     native = server_command(variant, 8000, "redis://redis:6379/0" if variant in REDIS_VARIANTS
-                            else None, extra=("--users", "10000"), host="0.0.0.0",
+                            else None, extra=("--users", users), host="0.0.0.0",
                             python="python")
     assert service["command"] == native
     # The runner starts its servers with the same flags, bar host, port and interpreter.
