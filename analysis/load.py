@@ -57,10 +57,16 @@ class Measurement:
         path = self.path("hdr.json")
         return json.loads(path.read_text())["histograms"] if path.exists() else {}
 
+    @cached_property
+    def decoded(self) -> dict[tuple[str, str], HdrHistogram | None]:
+        """Each (request name, latency|auth) histogram, decoded once."""
+        return {(name, kind): decode(entry[kind]) for name, entry in self.hdr.items()
+                for kind in ("latency", "auth")}
+
     def histogram(self, kind: str = "latency", reads_only: bool = True) -> HdrHistogram | None:
         """Every recorded request (only protected reads by default), merged."""
-        return merged([decode(entry[kind]) for name, entry in self.hdr.items()
-                       if not (reads_only and name in WRITE_REQUESTS)])
+        return merged([h for (name, k), h in self.decoded.items()
+                       if k == kind and not (reads_only and name in WRITE_REQUESTS)])
 
     @cached_property
     def window(self) -> tuple[float, float]:

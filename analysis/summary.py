@@ -159,13 +159,6 @@ def _best(figures: dict[str, dict[str, Any]], group: tuple[str, ...], key: str
     return min(present, key=lambda item: item[1]) if present else None
 
 
-def _worst(figures: dict[str, dict[str, Any]], group: tuple[str, ...], key: str
-           ) -> tuple[str, float] | None:
-    present = [(v, figures[v][key]) for v in group if v in figures and figures[v].get(key)
-               is not None]
-    return max(present, key=lambda item: item[1]) if present else None
-
-
 def _interval(figures: dict[str, dict[str, Any]], variant: str, key: str) -> Estimate | None:
     f = figures.get(variant, {})
     if f.get(key) is None or not f.get(f"{key}_interval"):

@@ -276,9 +276,7 @@ class Bench:
         for server in group.servers:
             self.supervisor.stop(server.child)
         if group.redis is not None:
-            group.redis.stop()
-            if group.redis.child is not None:
-                self.supervisor.stop(group.redis.child)
+            self.supervisor.stop_redis(group.redis)
 
     def verify(self, group: Group) -> None:
         for url in group.urls:
@@ -322,12 +320,9 @@ class Bench:
         """One Locust run against a group, sampled; returns its record (None if skipped)."""
         variant = group.variant
         self.describe(f"{experiment} · {variant} · {label} · rep {repetition}")
+        # A server that died since its last measurement is not measured.
         if not group.failed:
-            try:  # a server that died since its last measurement is not measured
-                group.check_alive()
-            except VariantFailed as exc:
-                group.failed = str(exc)
-                self.run.fail(experiment, variant, f"{exc} (before {label} rep {repetition})")
+            self.check_alive(group, experiment, f"before {label} rep {repetition}")
         if group.failed:
             self.progress.advance(self.task)
             return None
@@ -363,7 +358,7 @@ class Bench:
         finally:
             if locust.alive():
                 record["error"] = "Locust did not finish in time"
-            record["locust_exit_code"] = self.supervisor_stop(locust)
+            record["locust_exit_code"] = self.supervisor.stop(locust)
             record["ended_at"] = now_iso()
             write_json(folder / "measurement.json", record)
         final = folder / "locust_final.json"
@@ -378,16 +373,16 @@ class Bench:
         write_json(folder / "measurement.json", record)
         self.measurements.append(record)
         self.progress.advance(self.task)
+        self.check_alive(group, experiment, f"during {label} rep {repetition}")
+        return record
+
+    def check_alive(self, group: Group, experiment: str, when: str) -> None:
+        """Mark the group failed, and report it, if a server or its Redis is gone."""
         try:
             group.check_alive()
         except VariantFailed as exc:
             group.failed = str(exc)
-            self.run.fail(experiment, variant, f"{exc} (during {label} rep {repetition})")
-        return record
-
-    def supervisor_stop(self, child: Any) -> int | None:
-        self.supervisor.stop(child)
-        return child.popen.returncode  # type: ignore[no-any-return]
+            self.run.fail(experiment, group.variant, f"{exc} ({when})")
 
     # -- the experiments
     def wire(self) -> None:
@@ -417,13 +412,11 @@ class Bench:
             deadline = time.monotonic() + 120
             while child.alive() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            code = self.supervisor_stop(child)
+            code = self.supervisor.stop(child)
             if code != 0 or not out.exists():
                 self.run.fail("primitives", "all", f"exit code {code}: {child.log_tail(5)}")
         finally:
-            redis.stop()
-            if redis.child is not None:
-                self.supervisor.stop(redis.child)
+            self.supervisor.stop_redis(redis)
 
     def latency(self) -> None:
         spec = self.profile.latency

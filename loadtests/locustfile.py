@@ -31,10 +31,9 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.recorder import Recorder
 from loadtests.scenarios import SCENARIOS
-from servers.settings import BEARER_VARIANTS, REVOCABLE_VARIANTS, VARIANTS
+from servers.settings import BEARER_VARIANTS, REVOCABLE_VARIANTS, SESSION_COOKIE, VARIANTS
 
 log = logging.getLogger("authscale.locust")
-COOKIE_NAME = "authscale_session"
 POOL_LOGIN_CONCURRENCY = 32
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Comma-separated host names that may receive load besides loopback (compose services).
@@ -86,10 +85,10 @@ def credential_from_login(variant: str, username: str, headers: Any,
         return Credential(user, {"Authorization": f"Bearer {token}"}, me_body) if token else None
     set_cookie = headers.get("Set-Cookie") or ""
     name, _, value = set_cookie.split(";", 1)[0].partition("=")
-    if name.strip() != COOKIE_NAME or not value:
+    if name.strip() != SESSION_COOKIE or not value:
         return None
     # The value exactly as set (quotes included), which is what a browser sends back.
-    return Credential(user, {"Cookie": f"{COOKIE_NAME}={value}"}, me_body)
+    return Credential(user, {"Cookie": f"{SESSION_COOKIE}={value}"}, me_body)
 
 
 @dataclass

@@ -324,16 +324,19 @@ class Supervisor:
               cpus: Iterable[int] | None = None) -> Child:
         return spawn(name, argv, log_path, cpus, on_spawn=self._track)
 
-    def stop(self, child: Child) -> None:
-        child.stop()
+    def stop(self, child: Child) -> int | None:
+        """Stop a child, forget it, and give its exit code."""
+        code = child.stop()
         if child in self._children:
             self._children.remove(child)
+        return code
+
+    def stop_redis(self, handle: RedisHandle) -> None:
+        handle.stop()  # closes its client and removes its work dir too
+        if handle.child is not None:
+            self.stop(handle.child)
 
     def stop_all(self) -> None:
         for child in reversed(self._children):
             child.stop()
         self._children.clear()
-
-    @property
-    def running(self) -> list[Child]:
-        return [c for c in self._children if c.alive()]

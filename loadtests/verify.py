@@ -13,8 +13,6 @@ from typing import Any
 
 from servers.settings import BEARER_VARIANTS
 
-COOKIE_NAME = "authscale_session"
-
 
 @dataclass
 class Verification:

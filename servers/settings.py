@@ -29,6 +29,8 @@ ENV_JWT_KEY = "AUTHSCALE_JWT_KEY"
 ENV_JWT_KEY_FILE = "AUTHSCALE_JWT_KEY_FILE"
 ENV_COOKIE_KEY = "AUTHSCALE_COOKIE_KEY"
 ENV_ADMIN_TOKEN = "AUTHSCALE_ADMIN_TOKEN"
+# The session variants' cookie; the load generator presents it.
+SESSION_COOKIE = "authscale_session"
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,9 @@ from cryptography.fernet import Fernet
 from redis import RedisError
 
 from servers.jsonutil import dumps, json_response
-from servers.settings import Settings
+from servers.settings import SESSION_COOKIE, Settings
 from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 from servers.variants.expiry_index import ExpiryIndex
-
-COOKIE_NAME = "authscale_session"
 
 
 def new_session_id() -> str:
@@ -45,7 +43,7 @@ def new_session_id() -> str:
 def cookie_options(settings: Settings) -> dict[str, Any]:
     # aiohttp-session leaves SameSite unset unless it is passed explicitly.
     return {
-        "cookie_name": COOKIE_NAME,
+        "cookie_name": SESSION_COOKIE,
         "max_age": settings.session_ttl,
         "httponly": True,
         "samesite": "Lax",
@@ -132,7 +130,7 @@ class RedisSessionStorage(RedisStorage):
     def __init__(self, redis: aioredis.Redis, **options: Any) -> None:
         super().__init__(redis, key_factory=new_session_id, **options)
         self._ttl: int = options["max_age"]
-        self.index = ExpiryIndex(redis, f"{COOKIE_NAME}_live")
+        self.index = ExpiryIndex(redis, f"{SESSION_COOKIE}_live")
 
     def redis_key(self, session_id: str) -> str:
         return f"{self.cookie_name}_{session_id}"
@@ -158,7 +156,7 @@ class RedisSessionStorage(RedisStorage):
     async def seed(self, count: int) -> None:
         # The same JSON aiohttp-session writes for a real session, user "seed<i>".
         head = dumps(session_data("", int(time.time())))[:-3] + "seed"  # up to the number
-        await self.index.seed(f"{self.cookie_name}_", count, int(time.time()) + self._ttl,
+        await self.index.seed(self.redis_key(""), count, int(time.time()) + self._ttl,
                               head, '"}}', numbered=True)
 
 
