@@ -60,7 +60,7 @@ def protected(handler: ProtectedHandler) -> Callable[[web.Request], Awaitable[we
             response = error_response(503, "session_store_unavailable")
         else:
             response = error_response(401, "unauthorized", headers=variant.challenge)
-        response.headers["Server-Timing"] = f"auth;dur={elapsed_ns / 1e6:.3f}"
+        response.headers["Server-Timing"] = f"auth;dur={elapsed_ns / 1e6:.4f}"
         return response
 
     return authenticated

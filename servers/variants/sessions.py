@@ -8,6 +8,7 @@ session-cookie: aiohttp-session's EncryptedCookieStorage (Fernet), the Rails/Fla
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from aiohttp_session import (
     AbstractStorage,
@@ -40,6 +41,34 @@ def new_session_id() -> str:
     return secrets.token_hex(16)
 
 
+# What new_session_id() makes (and what seeding makes): anything else is refused unread.
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
+# Our cookie's value in a Cookie header, bare or quoted (the Fernet value, which ends in
+# '=', is sent back quoted).
+COOKIE_VALUE = re.compile(rf'(?:^|;)\s*{SESSION_COOKIE}=(?:"([^"\\]*)"|([^";\s]*))')
+
+
+class HeaderCookie:
+    """load_cookie for every session storage: our one cookie straight from the header.
+
+    aiohttp-session reads `request.cookies`, which parses every cookie of the header into a
+    SimpleCookie: 4.5 us per request measured here, half of session-memory's whole
+    authentication. One precompiled search does the job in 0.2 us. The first cookie of our
+    name wins, and a value of the wrong shape is no session at all.
+    """
+
+    value_shape: re.Pattern[str] | None = None
+
+    def load_cookie(self, request: web.Request) -> str | None:
+        found = COOKIE_VALUE.search(request.headers.get(hdrs.COOKIE, ""))
+        if found is None:
+            return None
+        value = found.group(1) if found.group(1) is not None else found.group(2)
+        if self.value_shape is not None and not self.value_shape.fullmatch(value):
+            return None
+        return value or None
+
+
 def cookie_options(settings: Settings) -> dict[str, Any]:
     # aiohttp-session leaves SameSite unset unless it is passed explicitly.
     return {
@@ -58,12 +87,14 @@ def session_data(user: str, created: int) -> dict[str, Any]:
     return {"created": created, "session": {"user": user}}
 
 
-class MemoryStorage(AbstractStorage):
+class MemoryStorage(HeaderCookie, AbstractStorage):
     """Sessions in a dict inside the server process, expiring `max_age` after the last write.
 
     Ordered by last write: with one TTL for all, that is also expiry order, so expired
     sessions are removed from the front in O(1) each and the store cannot grow under churn.
     """
+
+    value_shape = SESSION_ID
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -119,13 +150,16 @@ class MemoryStorage(AbstractStorage):
         )
 
 
-class RedisSessionStorage(RedisStorage):
+class RedisSessionStorage(HeaderCookie, RedisStorage):
     """aiohttp-session's RedisStorage, plus what it lacks.
 
     - logout deletes the key (upstream writes `{}` back);
     - the key name and the session id come from us (128-bit `secrets` ids);
-    - an expiry index so live sessions are counted exactly (see expiry_index).
+    - an expiry index so live sessions are counted exactly (see expiry_index);
+    - a session id of the wrong shape is refused without a round trip (HeaderCookie).
     """
+
+    value_shape = SESSION_ID
 
     def __init__(self, redis: aioredis.Redis, **options: Any) -> None:
         super().__init__(redis, key_factory=new_session_id, **options)
@@ -158,6 +192,10 @@ class RedisSessionStorage(RedisStorage):
         head = dumps(session_data("", int(time.time())))[:-3] + "seed"  # up to the number
         await self.index.seed(self.redis_key(""), count, int(time.time()) + self._ttl,
                               head, '"}}', numbered=True)
+
+
+class FernetCookieStorage(HeaderCookie, EncryptedCookieStorage):
+    """aiohttp-session's EncryptedCookieStorage, reading its cookie like the other two."""
 
 
 class SessionVariant(AuthVariant):
@@ -245,4 +283,4 @@ class SessionCookie(SessionVariant):
         except ValueError:
             raise ValueError("the session-cookie key must be a Fernet key "
                              "(32 url-safe base64-encoded bytes)") from None
-        super().__init__(EncryptedCookieStorage(fernet, **cookie_options(settings)))
+        super().__init__(FernetCookieStorage(fernet, **cookie_options(settings)))
