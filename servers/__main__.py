@@ -6,11 +6,9 @@ import asyncio
 import logging
 import signal
 import sys
-import warnings
 
 import uvloop
 from aiohttp import web
-from aiohttp.web_exceptions import NotAppKeyWarning
 from redis import RedisError
 
 from servers.app import create_app
@@ -63,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # aiohttp-session logs every undecryptable cookie: under attack that is a log flood.
     logging.getLogger("aiohttp_session").setLevel(logging.ERROR)
-    # aiohttp-session 2.12 keys request storage by str; aiohttp 3.14 asks for RequestKey.
-    warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_session")
     try:
         settings = settings_from_args(argv)
         uvloop.run(serve(settings))

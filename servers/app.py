@@ -168,9 +168,8 @@ def create_app(settings: Settings, redis: aioredis.Redis | None = None) -> web.A
     if settings.needs_redis and redis is None:
         redis = create_redis(settings.redis_url, settings.redis_timeout)
     variant = build_variant(settings, redis if settings.needs_redis else None)
-    # count_requests outermost so it sees the final status; json_errors must wrap the
-    # session middleware, which saves (and may hit Redis) after the handler returns.
-    app = web.Application(middlewares=[count_requests, json_errors, *variant.middlewares()],
+    # count_requests outermost so it sees the final status json_errors gives.
+    app = web.Application(middlewares=[count_requests, json_errors],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[VARIANT] = variant

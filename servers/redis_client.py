@@ -21,4 +21,4 @@ def create_redis(url: str, timeout: float) -> aioredis.Redis:
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 
 class StoreUnavailable(Exception):
@@ -31,10 +30,6 @@ class AuthVariant(abc.ABC):
     server_state: bool = False
     # Extra headers on a 401 (JWT variants send WWW-Authenticate: Bearer).
     challenge: dict[str, str] = {}  # noqa: RUF012 - never mutated, overridden per class
-
-    def middlewares(self) -> list[Middleware]:
-        """Middlewares the variant needs (aiohttp-session's); empty by default."""
-        return []
 
     async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
         """A cleanup context for the variant's own resources (sweepers, keys)."""

@@ -17,14 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
-from aiohttp_session import (
-    AbstractStorage,
-    Session,
-    get_session,
-    new_session,
-    session_middleware,
-)
+from aiohttp_session import AbstractStorage, Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiohttp_session.redis_storage import RedisStorage
 from cryptography.fernet import Fernet
@@ -199,22 +192,26 @@ class FernetCookieStorage(HeaderCookie, EncryptedCookieStorage):
 
 
 class SessionVariant(AuthVariant):
-    """What the three aiohttp-session variants share: everything but the storage."""
+    """What the three aiohttp-session variants share: everything but the storage.
+
+    aiohttp-session's storages and Session, without its middleware: a session changes only
+    at login and logout, which save it themselves, so no other request pays for a middleware
+    layer that would find nothing to save (measured: 25 us of server CPU per request).
+    """
 
     def __init__(self, storage: AbstractStorage) -> None:
         self.storage = storage
 
-    def middlewares(self) -> list[Middleware]:
-        return [session_middleware(self.storage)]
-
     async def issue(self, request: web.Request, user: str) -> web.Response:
-        session = await new_session(request)  # a fresh id at every login: no fixation
+        session = await self.storage.new_session()  # a fresh id at every login: no fixation
         session["user"] = user
-        return json_response({"user": user})
+        response = json_response({"user": user})
+        await self.save(request, response, session)
+        return response
 
     async def authenticate(self, request: web.Request) -> Identity | None:
         try:
-            session = await get_session(request)
+            session = await self.storage.load_session(request)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         user = session.get("user")
@@ -222,9 +219,16 @@ class SessionVariant(AuthVariant):
 
     async def revoke(self, request: web.Request, identity: Identity,
                      response: web.StreamResponse) -> None:
-        # The session middleware saves the emptied session after the handler:
-        # server-side stores delete it, the cookie store clears the client's cookie.
+        # Server-side stores delete the emptied session; every store clears the cookie.
         identity.handle.invalidate()
+        await self.save(request, response, identity.handle)
+
+    async def save(self, request: web.Request, response: web.StreamResponse,
+                   session: Session) -> None:
+        try:
+            await self.storage.save_session(request, response, session)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
 
 class SessionMemory(SessionVariant):

@@ -1,0 +1,119 @@
+"""Each variant's auth path against its primitive, timed side by side in this one process.
+
+A ratio, never a time: both run here, call by call in turn, so the machine's speed cancels.
+The auth path (`variant.authenticate` on prepared requests) may cost at most 1.5x its
+primitive timed the same way; a regression in our code around the primitive (per-request key
+parsing, a second Redis round trip, a cookie parsed twice) fails here.
+
+session-memory has no entry: its primitive, a dict lookup (0.03 us), costs less than reading
+one request header, so no ratio to it means anything; `make calibrate` checks its absolute
+budget (5 us) instead. The in-server figures, with cold caches, are calibrate's job.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from cryptography.fernet import Fernet
+
+from loadtests.processes import RedisHandle
+from servers.app import VARIANT, create_app
+from servers.redis_client import create_redis
+from servers.settings import Settings
+from servers.variants.tokens import AUDIENCE, ISSUER, REQUIRED_CLAIMS
+
+LIMIT = 1.5
+REQUESTS = 1500
+ROUNDS = 5
+
+Timed = Callable[[web.Request], Awaitable[Any]]
+
+
+async def best_ratio(path: Timed, primitive: Timed, requests: list[web.Request]
+                     ) -> tuple[float, float, float]:
+    """The two alternate call by call, so drift and scheduling hit both alike; each side
+    keeps the median of its fastest round."""
+    path_us, primitive_us = [], []
+    for _ in range(ROUNDS):
+        times: tuple[list[int], list[int]] = ([], [])
+        for request in requests:
+            for call, into in ((path, times[0]), (primitive, times[1])):
+                start = time.perf_counter_ns()
+                await call(request)
+                into.append(time.perf_counter_ns() - start)
+        path_us.append(statistics.median(times[0]) / 1000)
+        primitive_us.append(statistics.median(times[1]) / 1000)
+    return min(path_us) / min(primitive_us), min(path_us), min(primitive_us)
+
+
+async def issue(app: web.Application) -> dict[str, str]:
+    """Log user1 in through the variant and return the request header that carries it."""
+    variant = app[VARIANT]
+    response = await variant.issue(make_mocked_request("POST", "/login", app=app), "user1")
+    if variant.name.startswith("jwt-"):
+        return {"Authorization": "Bearer " + json.loads(response.text)["access_token"]}
+    return {"Cookie": response.cookies.output(header="").strip().split(";")[0]}
+
+
+def jwt_primitive(variant: Any, token: str) -> Callable[[], Any]:
+    decoder = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS)})
+    return lambda: decoder.decode(token, variant.verify_key, algorithms=[variant.algorithm],
+                                  audience=AUDIENCE, issuer=ISSUER)
+
+
+@pytest.mark.parametrize("name", ["jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa",
+                                  "jwt-hs256-revocable", "session-redis", "session-cookie"])
+async def test_auth_path_within_1_5x_its_primitive(name: str, redis_server: RedisHandle
+                                                   ) -> None:
+    cookie_key = Fernet.generate_key().decode()
+    servers_redis = create_redis(redis_server.url, 1.0)  # the variant's client
+    redis = create_redis(redis_server.url, 1.0)  # the primitive's, configured the same
+    app = create_app(Settings(auth=name, users=10, redis_url=redis_server.url,
+                              cookie_key=cookie_key), servers_redis)
+    variant = app[VARIANT]
+    try:
+        headers = await issue(app)
+        requests = [make_mocked_request("GET", "/items", headers=headers, app=app)
+                    for _ in range(REQUESTS)]
+        credential = next(iter(headers.values()))
+        if name.startswith("jwt-"):
+            decode = jwt_primitive(variant, credential.removeprefix("Bearer "))
+            if name == "jwt-hs256-revocable":
+                jti = str(decode()["jti"])
+
+                async def primitive(request: web.Request) -> Any:
+                    decode()
+                    return await redis.exists(variant.PREFIX + jti)
+            else:
+                async def primitive(request: web.Request) -> Any:
+                    return decode()
+        elif name == "session-redis":
+            key = variant.storage.redis_key(credential.split("=", 1)[1])
+
+            async def primitive(request: web.Request) -> Any:
+                return await redis.get(key)
+        else:  # a cookie session must decrypt and parse its payload, whatever the library
+            fernet = Fernet(cookie_key)
+            token = credential.split("=", 1)[1].strip('"').encode()
+
+            async def primitive(request: web.Request) -> Any:
+                return json.loads(fernet.decrypt(token, ttl=1800))
+
+        async def path(request: web.Request) -> Any:
+            identity = await variant.authenticate(request)
+            assert identity is not None and identity.user == "user1"
+
+        ratio, path_us, primitive_us = await best_ratio(path, primitive, requests)
+    finally:
+        await redis.aclose()
+        await servers_redis.aclose()
+    assert ratio <= LIMIT, (f"{name}: auth path {path_us:.1f} us is {ratio:.2f}x its "
+                            f"primitive's {primitive_us:.1f} us (limit {LIMIT}x)")
