@@ -10,7 +10,7 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test lint bench ui report compose fuzz clean-venv
+.PHONY: setup test lint bench calibrate ui report compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -25,8 +25,17 @@ test: setup
 	$(PY) -m pytest
 
 # The main job: PROFILE=smoke|quick|full or a path to your own profile .toml.
+# Latency rates come from results/calibration.json when `make calibrate` made one here;
+# CALIBRATION=none keeps the profile's fixed rates, CALIBRATION=path/to/calibration.json
+# picks another.
 bench: setup
-	$(PY) -m loadtests.bench --profile $(PROFILE) --processes $(PROCESSES)
+	$(PY) -m loadtests.bench --profile $(PROFILE) --processes $(PROCESSES) \
+		$(if $(CALIBRATION),--calibration $(CALIBRATION))
+
+# Each variant's auth cost against its primitive, and its capacity; prints the table and
+# writes results/calibration.json for make bench (about 8 minutes on 2 cores).
+calibrate: setup
+	$(PY) -m loadtests.calibrate
 
 # Rebuild a run's report from its raw data alone.
 report: setup

@@ -103,6 +103,41 @@ class Measurement:
         return float(cpu[1] - cpu[0])
 
 
+    def row(self, run_path: Path) -> dict[str, Any]:
+        """Its latency, auth, throughput and CPU figures (one row of Run.table)."""
+        record = self.record
+        latency = self.histogram("latency")
+        auth = self.histogram("auth")
+        start, stop = self.window
+        seconds = stop - start if not np.isnan(start) else np.nan
+        count = latency.get_total_count() if latency is not None else 0
+        cpu_seconds = self.server_cpu_seconds()
+        all_requests = self.histogram("latency", reads_only=False)
+        total = all_requests.get_total_count() if all_requests is not None else 0
+        generator = self.generator_cpu
+        row = {
+            "experiment": record["experiment"], "variant": record["variant"],
+            "label": record["label"], "repetition": record["repetition"],
+            "status": record.get("status"), "target_rps": record.get("target_rps"),
+            "population": record.get("population"), "routing": record.get("routing"),
+            "requests": record.get("requests", 0), "failures": record.get("failures", 0),
+            "measured_requests": count,
+            "achieved_rps": total / seconds if seconds and seconds > 0 else np.nan,
+            "window_s": seconds,
+            **{f"latency_us_{k}": v for k, v in percentiles_us(latency).items()},
+            **{f"auth_us_{k}": v for k, v in percentiles_us(auth).items()},
+            "auth_us_mean": auth.get_mean_value() if auth is not None else np.nan,
+            "server_cpu_us_per_request": (cpu_seconds * 1e6 / total if total else np.nan),
+            "server_cpu_percent": (cpu_seconds * 100 / seconds
+                                   if seconds and seconds > 0 else np.nan),
+            "generator_cpu_max": (generator.groupby("timestamp")["cpu_percent"].sum().max()
+                                  if not generator.empty else np.nan),
+            "folder": str(self.folder.relative_to(run_path)),
+        }
+        row["error_rate"] = (row["failures"] / row["requests"]) if row["requests"] else np.nan
+        return row
+
+
 class Run:
     """A run folder: manifest, measurements and the experiment-wide raw files."""
 
@@ -134,39 +169,7 @@ class Run:
     @cached_property
     def table(self) -> pd.DataFrame:
         """One row per measurement, with its latency, auth, throughput and CPU figures."""
-        rows = []
-        for m in self.measurement_list:
-            record = m.record
-            latency = m.histogram("latency")
-            auth = m.histogram("auth")
-            start, stop = m.window
-            seconds = stop - start if not np.isnan(start) else np.nan
-            count = latency.get_total_count() if latency is not None else 0
-            cpu_seconds = m.server_cpu_seconds()
-            all_requests = m.histogram("latency", reads_only=False)
-            total = all_requests.get_total_count() if all_requests is not None else 0
-            generator = m.generator_cpu
-            row = {
-                "experiment": record["experiment"], "variant": record["variant"],
-                "label": record["label"], "repetition": record["repetition"],
-                "status": record.get("status"), "target_rps": record.get("target_rps"),
-                "population": record.get("population"), "routing": record.get("routing"),
-                "requests": record.get("requests", 0), "failures": record.get("failures", 0),
-                "measured_requests": count,
-                "achieved_rps": total / seconds if seconds and seconds > 0 else np.nan,
-                "window_s": seconds,
-                **{f"latency_us_{k}": v for k, v in percentiles_us(latency).items()},
-                **{f"auth_us_{k}": v for k, v in percentiles_us(auth).items()},
-                "auth_us_mean": auth.get_mean_value() if auth is not None else np.nan,
-                "server_cpu_us_per_request": (cpu_seconds * 1e6 / total
-                                              if total else np.nan),
-                "generator_cpu_max": (generator.groupby("timestamp")["cpu_percent"].sum().max()
-                                      if not generator.empty else np.nan),
-                "folder": str(m.folder.relative_to(self.path)),
-            }
-            row["error_rate"] = (row["failures"] / row["requests"]) if row["requests"] else np.nan
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame([m.row(self.path) for m in self.measurement_list])
 
     def csv(self, relative: str) -> pd.DataFrame:
         path = self.path / relative

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import secrets
 import shutil
@@ -43,6 +44,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from analysis.load import Measurement
+from loadtests import calibrate as calibration
 from loadtests import provenance
 from loadtests.atomic import write_csv, write_json
 from loadtests.processes import (
@@ -56,7 +59,7 @@ from loadtests.processes import (
 )
 from loadtests.profile import Profile, ProfileError, load_profile
 from loadtests.sampler import Sampler, redis_memory
-from loadtests.verify import Verification, verify_server
+from loadtests.verify import Verification, probe_auth, verify_server
 from servers.settings import (
     ENV_ADMIN_TOKEN,
     ENV_COOKIE_KEY,
@@ -193,8 +196,12 @@ class Bench:
     """Runs a profile's experiments into one run folder."""
 
     def __init__(self, run: RunFolder, supervisor: Supervisor, pinning: Pinning,
-                 progress: Progress, locust_processes: int = 1) -> None:
+                 progress: Progress, locust_processes: int = 1,
+                 capacities: dict[str, Any] | None = None) -> None:
         self.run = run
+        # calibration.json's per-variant figures: rates as fractions of capacity come from
+        # here (replaced by this run's own when it runs the calibrate experiment).
+        self.capacities = capacities
         self.locust_processes = locust_processes
         self.profile = run.profile
         self.supervisor = supervisor
@@ -210,16 +217,21 @@ class Bench:
     # -- planning
     def planned_measurements(self) -> int:
         p = self.profile
+        calibrate = p.calibrate
+        search = math.ceil(math.log(calibrate.max_rate / calibrate.start_rate,
+                                    calibrate.growth)) + 1 + calibrate.refine_steps
         per_repetition = {
+            "calibrate": len(p.variants_for("calibrate")) * search,  # at most
             "wire": 0,
-            "latency": len(p.variants_for("latency")) * len(p.latency.rates),
+            "latency": len(p.variants_for("latency")) * len(self.latency_rates()),
             "population": len(p.variants_for("population")) * len(p.population.sizes),
             "churn": len(p.variants_for("churn")),
             "replicas": len(p.variants_for("replicas")) * 2,
             "revocation": len(p.variants_for("revocation")),
             "primitives": 0,
         }
-        counts = {e: n * p.repetitions_for(e) for e, n in per_repetition.items()}
+        counts = {e: n * (1 if e == "calibrate" else p.repetitions_for(e))
+                  for e, n in per_repetition.items()}
         return sum(counts[e] for e in p.experiments)
 
     def describe(self, what: str) -> None:
@@ -340,7 +352,8 @@ class Bench:
             "repetition": repetition, "scenario": scenario, "target_rps": rate,
             "rate_model": "open" if rate > 0 else "closed", "users": users,
             "warmup_s": warmup, "duration_s": duration, "hosts": group.urls,
-            "pinning": self.pinning.as_dict(), "started_at": now_iso(), **(info or {}),
+            "pinning": self.pinning.as_dict(), "started_at": now_iso(),
+            "folder": str(folder.relative_to(self.run.path)), **(info or {}),
         }
         locust = self.supervisor.spawn(f"locust {variant}", argv, folder / "locust.log",
                                        self.pinning.generator_cpus)
@@ -384,7 +397,61 @@ class Bench:
             group.failed = str(exc)
             self.run.fail(experiment, group.variant, f"{exc} ({when})")
 
+    # -- rates
+    def latency_rates(self) -> tuple[float, ...]:
+        """With a calibration, each of the profile's `fractions` of the lowest capacity among
+        the variants measured: the same rates for every variant, each within every variant's
+        capacity. Without one (or without fractions), the profile's fixed `rates`.
+
+        The other experiments measure memory, churn and revocation, not load: they keep their
+        fixed, low rates.
+        """
+        spec = self.profile.latency
+        known = [self.capacities[v]["capacity_rps"] for v in self.profile.variants_for("latency")
+                 if self.capacities and self.capacities.get(v, {}).get("capacity_rps", 0) > 0]
+        if not spec.fractions or not known:
+            return spec.rates
+        return tuple(dict.fromkeys(max(10.0, calibration.tens(f * min(known)))
+                                   for f in spec.fractions))
+
     # -- the experiments
+    def calibrate(self) -> None:
+        """Each variant's in-server auth cost and capacity (see loadtests.calibrate)."""
+        spec = self.profile.calibrate
+        self.primitives()
+        found: dict[str, Any] = {}
+        for variant in self.profile.variants_for("calibrate"):
+            with self.groups("calibrate", (variant,)) as groups:
+                group = groups.get(variant)
+                if group is None or group.failed:
+                    continue
+                self.describe(f"calibrate · {variant} · auth cost, one request at a time")
+                probe = probe_auth(group.urls[0], variant, spec.probe_requests)
+
+                def step(rate: float, group: Group = group) -> calibration.Step:
+                    record = self.measure(group, "calibrate", f"c{rate:g}", 1,
+                                          scenario="browse", rate=rate, users=spec.users,
+                                          duration=spec.duration_s)
+                    row = (Measurement(self.run.path / record["folder"], record).row(
+                        self.run.path) if record and record["status"] == "ok" else None)
+                    return calibration.Step.from_row(rate, row, spec.p99_ms)
+
+                found[variant] = {**probe, **calibration.search_capacity(step, spec)}
+        self.capacities = found
+        result = {
+            "created_at": now_iso(), "run_id": self.run.path.name,
+            "p99_bound_ms": spec.p99_ms, "achieved_share": calibration.ACHIEVED_SHARE,
+            "pinning": self.pinning.as_dict(), "machine": self.run.manifest["machine"],
+            "git": self.run.manifest["git"],
+            "primitives_us": calibration.read_primitives(self.primitives_csv),
+            "variants": found,
+        }
+        result["targets"] = calibration.targets(found, result["primitives_us"])
+        write_json(self.run.path / calibration.CALIBRATION_FILE, result)
+        self.run.manifest["rates_from"] = {"calibration": calibration.CALIBRATION_FILE,
+                                           "created_at": result["created_at"]}
+        self.run.save()
+
     def wire(self) -> None:
         """Bytes each credential adds to a request, from the verification of each variant
         (servers are started only for variants no other experiment verified)."""
@@ -399,12 +466,18 @@ class Bench:
         write_csv(self.run.path / "raw" / "wire.csv", ("variant", "header_bytes",
                   "credential_bytes", "set_cookie_bytes", "login_response_bytes"), rows)
 
+    @property
+    def primitives_csv(self) -> Path:
+        return self.run.path / "raw" / "primitives.csv"
+
     def primitives(self) -> None:
-        """Each variant's primitive alone in a tight loop, on the server's core."""
+        """Each variant's primitive alone in a tight loop, on the server's core (once)."""
+        if self.primitives_csv.exists():
+            return
         self.describe("primitives · timing each variant's primitive alone")
         redis = self.supervisor.redis(self.pinning.redis_cpus)
         try:
-            out = self.run.path / "raw" / "primitives.csv"
+            out = self.primitives_csv
             child = self.supervisor.spawn(
                 "primitives", [sys.executable, "-m", "loadtests.primitives", "--redis-url",
                                redis.url, "--out", str(out)],
@@ -422,7 +495,7 @@ class Bench:
         spec = self.profile.latency
         with self.groups("latency", self.profile.variants_for("latency")) as groups:
             for rep in range(1, self.profile.repetitions + 1):
-                for rate in spec.rates:
+                for rate in self.latency_rates():
                     for variant in self.profile.variants_for("latency"):  # interleaved
                         if variant not in groups:
                             self.progress.advance(self.task)
@@ -570,7 +643,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-report", action="store_true", help="skip building the report")
     parser.add_argument("--processes", type=int, default=1,
                         help="Locust worker processes per measurement (on the generator cores)")
+    parser.add_argument("--calibration", default=None,
+                        help="calibration.json to take rates from (profiles' `fractions`); "
+                             "default: RESULTS/calibration.json when made on this machine; "
+                             "'none' for the profiles' fixed rates")
     return parser.parse_args(argv)
+
+
+def load_capacities(choice: str | None, results: Path, machine: dict[str, Any]
+                    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The calibration's per-variant figures, and what the manifest says about their origin.
+
+    The default file is used only when made on this machine (same CPU model and cores):
+    another machine's capacities would choose rates this one cannot serve.
+    """
+    if choice == "none":
+        return None, {"calibration": None, "reason": "--calibration none"}
+    path = Path(choice) if choice else results / calibration.CALIBRATION_FILE
+    if not path.exists():
+        if choice:
+            raise ProfileError(f"--calibration {choice}: no such file")
+        return None, {"calibration": None, "reason": f"no {path.name} in {results}"}
+    try:
+        data = json.loads(path.read_text())
+        variants = data["variants"]
+    except (ValueError, KeyError) as exc:
+        raise ProfileError(f"{path}: not a calibration file ({exc})") from None
+    same = all(data.get("machine", {}).get(k) == machine.get(k)
+               for k in ("cpu_model", "logical_cores"))
+    if not same and not choice:
+        return None, {"calibration": None,
+                      "reason": f"{path} was made on another machine"}
+    return variants, {"calibration": str(path), "created_at": data.get("created_at")}
 
 
 def raise_interrupted(signum: int, frame: object) -> None:
@@ -584,9 +688,16 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"make bench: {exc}", file=sys.stderr)
         return 2
+    try:
+        capacities, rates_from = load_capacities(args.calibration, args.results,
+                                                 provenance.machine())
+    except ProfileError as exc:
+        print(f"make bench: {exc}", file=sys.stderr)
+        return 2
     pinning = Pinning.for_this_machine()
     run = RunFolder.create(args.results, profile, sys.argv if argv is None else argv)
     run.manifest["pinning"] = pinning.as_dict()
+    run.manifest["rates_from"] = rates_from
     run.manifest["locust_processes"] = args.processes
     # The runner itself (sampling, bookkeeping) stays off the server's core.
     os.sched_setaffinity(0, pinning.generator_cpus)
@@ -601,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("remaining"), TimeRemainingColumn(),
                       console=console, transient=False) as progress:
-            bench = Bench(run, supervisor, pinning, progress, args.processes)
+            bench = Bench(run, supervisor, pinning, progress, args.processes, capacities)
             run.manifest["measurements_planned"] = bench.planned_measurements()
             run.save()
             bench.run_all()

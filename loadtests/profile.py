@@ -16,7 +16,10 @@ from servers.settings import VARIANTS
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 # "primitives" times each variant's primitive alone; "wire" records each credential's bytes
 # (from the verification every server gets before load).
-EXPERIMENTS = ("latency", "population", "churn", "replicas", "revocation", "wire", "primitives")
+EXPERIMENTS = ("calibrate", "latency", "population", "churn", "replicas", "revocation", "wire",
+               "primitives")
+# Calibration takes minutes: a profile runs it only when it lists it (calibrate, full).
+DEFAULT_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "calibrate")
 
 
 class ProfileError(ValueError):
@@ -24,10 +27,29 @@ class ProfileError(ValueError):
 
 
 @dataclass(frozen=True)
+class Calibrate:
+    """The capacity search: open-model steps from start_rate, times growth while they pass,
+    then `refine_steps` bisections between the last pass and the first miss."""
+
+    p99_ms: float = 20.0
+    start_rate: float = 400.0
+    growth: float = 1.5
+    max_rate: float = 4000.0
+    refine_steps: int = 2
+    users: int = 8
+    duration_s: float = 3.0
+    probe_requests: int = 2000
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Latency:
     rates: tuple[float, ...]
     users: int = 50
     duration_s: float = 4.0
+    # With a calibration: each rate a fraction of the lowest capacity of the variants measured
+    # (so every variant gets the same rates, all within its capacity); `rates` without one.
+    fractions: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,7 @@ class Profile:
     warmup_s: float
     experiments: tuple[str, ...]
     latency: Latency
+    calibrate: Calibrate
     population: Population
     churn: Churn
     replicas: Replicas
@@ -168,7 +191,7 @@ def load_profile(name_or_path: str) -> Profile:
             if variant not in VARIANTS:
                 raise ProfileError(f"{where}: {scope}: unknown variant {variant!r}; "
                                    f"choose from {', '.join(VARIANTS)}")
-    experiments = tuple(data.get("experiments", EXPERIMENTS))
+    experiments = tuple(data.get("experiments", DEFAULT_EXPERIMENTS))
     for experiment in experiments:
         if experiment not in EXPERIMENTS:
             raise ProfileError(f"{where}: experiments: unknown experiment {experiment!r}; "
@@ -185,13 +208,14 @@ def load_profile(name_or_path: str) -> Profile:
         raise ProfileError(f"{where}: [latency] table with `rates` is required")
     if "population" in experiments and "population" not in data:
         raise ProfileError(f"{where}: [population] table with `sizes` is required")
-    return Profile(
+    profile = Profile(
         name=str(data.get("name", path.stem)),
         variants=variants,
         repetitions=repetitions,
         warmup_s=float(warmup),
         experiments=experiments,
         latency=_section(Latency, data.get("latency", {"rates": [100]}), f"{where} [latency]"),
+        calibrate=_section(Calibrate, data.get("calibrate", {}), f"{where} [calibrate]"),
         population=_section(Population, data.get("population", {"sizes": [1000]}),
                             f"{where} [population]"),
         churn=_section(Churn, data.get("churn", {}), f"{where} [churn]"),
@@ -201,3 +225,10 @@ def load_profile(name_or_path: str) -> Profile:
         source=str(path),
         raw=data,
     )
+    if any(f > 1 for f in profile.latency.fractions):
+        raise ProfileError(f"{where} [latency].fractions: a fraction of capacity must be at "
+                           f"most 1, got {max(profile.latency.fractions)!r}")
+    if profile.calibrate.growth <= 1:
+        raise ProfileError(f"{where} [calibrate].growth: must be above 1, "
+                           f"got {profile.calibrate.growth!r}")
+    return profile

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,6 +51,44 @@ def _request(url: str, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
+@dataclass
+class Credential:
+    """What a fresh login gave: the header that carries it and a tampered copy."""
+
+    header: str  # "" for the control, which needs none
+    value: str
+    tampered: str
+    login_response_bytes: int
+    set_cookie_bytes: int = 0
+
+    def headers(self, tampered: bool = False) -> dict[str, str]:
+        if not self.header:
+            return {}
+        return {self.header: self.tampered if tampered else self.value}
+
+
+def _tamper(value: str) -> str:
+    return value[:-6] + ("AAAAAA" if not value.endswith("AAAAAA") else "BBBBBB")
+
+
+def log_in(url: str, variant: str, user: str = "user1", password: str = "pw-1") -> Credential:
+    """Log in and return the credential; raises ValueError when the login is refused."""
+    login = json.dumps({"username": user, "password": password}).encode()
+    status, headers, body, size = _request(url, "POST", "/login", login,
+                                           {"Content-Type": "application/json"})
+    if status != 200:
+        raise ValueError(f"login answered {status} {body[:100]!r}")
+    if variant in BEARER_VARIANTS:
+        token = json.loads(body)["access_token"]
+        return Credential("Authorization", f"Bearer {token}", "Bearer " + _tamper(token), size)
+    if variant == "none":
+        return Credential("", "", "", size)
+    set_cookie = headers.get("set-cookie", "")
+    pair = set_cookie.split(";", 1)[0]
+    return Credential("Cookie", pair, _tamper(pair), size,
+                      len(f"Set-Cookie: {set_cookie}\r\n"))
+
+
 def verify_server(url: str, variant: str) -> Verification:
     """healthz, login, a protected request, a bad credential refused: or the reason not."""
     result = Verification(variant, url)
@@ -58,39 +97,51 @@ def verify_server(url: str, variant: str) -> Verification:
         if status != 200 or json.loads(body).get("variant") != variant:
             result.fail(f"/healthz answered {status} {body[:100]!r}")
             return result
-        login = json.dumps({"username": "user1", "password": "pw-1"}).encode()
-        status, headers, body, size = _request(url, "POST", "/login", login,
-                                               {"Content-Type": "application/json"})
-        if status != 200:
-            result.fail(f"login answered {status} {body[:100]!r}")
-            return result
-        result.login_response_bytes = size
-        if variant in BEARER_VARIANTS:
-            token = json.loads(body)["access_token"]
-            header_name, credential = "Authorization", f"Bearer {token}"
-            bad = "Bearer " + token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-        elif variant == "none":
-            header_name, credential, bad = "", "", ""
-        else:
-            set_cookie = headers.get("set-cookie", "")
-            result.set_cookie_bytes = len(f"Set-Cookie: {set_cookie}\r\n")
-            pair = set_cookie.split(";", 1)[0]
-            header_name, credential = "Cookie", pair
-            bad = pair[:-6] + ("AAAAAA" if not pair.endswith("AAAAAA") else "BBBBBB")
-        if header_name:
-            result.credential_bytes = len(credential.split(" ", 1)[-1].split("=", 1)[-1])
-            result.header_bytes = len(f"{header_name}: {credential}\r\n")
-        auth = {header_name: credential} if header_name else {}
-        status, headers, body, _ = _request(url, "GET", "/me", headers=auth)
+        credential = log_in(url, variant)
+        result.login_response_bytes = credential.login_response_bytes
+        result.set_cookie_bytes = credential.set_cookie_bytes
+        if credential.header:
+            result.credential_bytes = len(credential.value.split(" ", 1)[-1]
+                                          .split("=", 1)[-1])
+            result.header_bytes = len(f"{credential.header}: {credential.value}\r\n")
+        status, headers, body, _ = _request(url, "GET", "/me", headers=credential.headers())
         expected_user = "anonymous" if variant == "none" else "user1"
         if status != 200 or json.loads(body).get("user") != expected_user:
             result.fail(f"/me with a fresh credential answered {status} {body[:100]!r}")
         if "server-timing" not in headers:
             result.fail("/me carried no Server-Timing header")
-        if header_name:
-            status, _, body, _ = _request(url, "GET", "/me", headers={header_name: bad})
+        if credential.header:
+            status, _, body, _ = _request(url, "GET", "/me", headers=credential.headers(True))
             if status != 401:
                 result.fail(f"a tampered credential got {status}, not 401")
     except (OSError, ValueError, KeyError) as exc:
         result.fail(f"{type(exc).__name__}: {exc}")
     return result
+
+
+def probe_auth(url: str, variant: str, requests: int, warmup: int = 200) -> dict[str, float]:
+    """In-server auth cost with nothing else in flight: `requests` sequential GET /items on
+    one keep-alive connection, timed by the server's own Server-Timing (microseconds).
+
+    Under load that figure also holds the time other requests take while a Redis call
+    awaits; one request at a time it is the auth path alone.
+    """
+    credential = log_in(url, variant)
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    auth_us: list[float] = []
+    try:
+        for i in range(warmup + requests):
+            conn.request("GET", "/items", headers=credential.headers())
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise ValueError(f"GET /items answered {resp.status} during the auth probe")
+            if i >= warmup:
+                timing = resp.getheader("Server-Timing", "")
+                auth_us.append(float(timing.partition(";dur=")[2]) * 1000)
+    finally:
+        conn.close()
+    quantiles = statistics.quantiles(auth_us, n=10)
+    return {"auth_us_p50": round(statistics.median(auth_us), 2),
+            "auth_us_p90": round(quantiles[-1], 2), "probe_requests": requests}

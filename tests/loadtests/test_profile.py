@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.profile import EXPERIMENTS, ProfileError, load_profile
+from loadtests.profile import DEFAULT_EXPERIMENTS, EXPERIMENTS, ProfileError, load_profile
 from servers.settings import VARIANTS
 
 
@@ -15,7 +15,8 @@ def test_builtin_profiles_load(name: str) -> None:
     profile = load_profile(name)
     assert profile.name == name
     assert set(profile.variants) <= set(VARIANTS)
-    assert profile.experiments == EXPERIMENTS
+    # Calibration takes minutes: only full runs it first, and every profile runs the rest.
+    assert profile.experiments == (EXPERIMENTS if name == "full" else DEFAULT_EXPERIMENTS)
     assert profile.latency.rates
     assert profile.repetitions >= (1 if name == "smoke" else 3)
 
@@ -60,6 +61,10 @@ def test_own_profile_with_defaults(tmp_path: Path) -> None:
     ('[population]\nsizes = [1]\n', "[latency] table with `rates` is required"),
     ('experiments = ["latency", "soak"]\n' + MINIMAL, "unknown experiment 'soak'"),
     ('[latency\nrates = [1]\n', "not valid TOML"),
+    ('[latency]\nrates = [100]\nfractions = [0.5, 1.5]\n[population]\nsizes = [1]\n',
+     "a fraction of capacity must be at most 1, got 1.5"),
+    (MINIMAL + '[calibrate]\ngrowth = 1\n', "[calibrate].growth: must be above 1"),
+    (MINIMAL + '[calibrate]\np99 = 5\n', "unknown key 'p99'; known keys: duration_s, growth"),
 ])
 def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ProfileError, match=None) as info:
@@ -69,7 +74,7 @@ def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_unknown_profile_names() -> None:
-    with pytest.raises(ProfileError, match="built-in profiles: full, quick, smoke"):
+    with pytest.raises(ProfileError, match="built-in profiles: calibrate, full, quick, smoke"):
         load_profile("fast")
     with pytest.raises(ProfileError, match="does not exist"):
         load_profile("/nonexistent/profile.toml")

@@ -1,0 +1,169 @@
+"""`make calibrate`: the capacity search's logic, then a small real calibration whose
+capacities the next bench run takes its rates from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.calibrate import Step, search_capacity, targets
+from loadtests.processes import REPO_ROOT
+from loadtests.profile import Calibrate
+
+
+def fake_server(capacity: float, limit: str = "server") -> tuple[list[float], object]:
+    """Steps that pass up to `capacity` and miss above it, as a saturated server would."""
+    asked: list[float] = []
+
+    def step(rate: float) -> Step:
+        asked.append(rate)
+        passed = rate <= capacity
+        cpu = 95.0 if not passed and limit == "server" else 40.0
+        generator = 95.0 if not passed and limit == "generator" else 30.0
+        return Step(rate, rate if passed else capacity, 2.0 if passed else 80.0, 0, cpu,
+                    generator, 100.0, passed, "" if passed else "p99 over the bound")
+
+    return asked, step
+
+
+def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
+    asked, step = fake_server(1000)
+    found = search_capacity(step, Calibrate(start_rate=400, growth=1.5, max_rate=5000,
+                                            refine_steps=2))
+    assert asked == [400, 600, 900, 1350, 1120, 1010]
+    assert found["capacity_rps"] == 900  # 1010 missed: the highest rate that passed
+    assert found["limited_by"] == "server"
+    assert found["cpu_capacity_rps"] == 10_000  # 100 us of server CPU per request
+
+
+def test_search_stops_at_max_rate_and_says_so() -> None:
+    asked, step = fake_server(10_000)
+    found = search_capacity(step, Calibrate(start_rate=500, growth=2, max_rate=1500))
+    assert asked == [500, 1000, 1500]
+    assert found["capacity_rps"] == 1500 and found["limited_by"] == "max_rate"
+
+
+def test_a_first_step_that_misses_bisects_down_and_names_the_generator() -> None:
+    asked, step = fake_server(150, limit="generator")
+    found = search_capacity(step, Calibrate(start_rate=400, refine_steps=3))
+    assert asked == [400, 200, 100, 150]
+    assert found["capacity_rps"] == 150 and found["limited_by"] == "generator"
+
+
+def test_targets_use_cpu_capacity_when_the_control_hit_the_generator() -> None:
+    variants = {
+        "none": {"auth_us_p50": 0.2, "capacity_rps": 4000, "limited_by": "generator",
+                 "cpu_capacity_rps": 20_000},
+        "jwt-hs256": {"auth_us_p50": 30.0, "capacity_rps": 4000, "limited_by": "generator",
+                      "cpu_capacity_rps": 9_000},
+        "session-memory": {"auth_us_p50": 6.0, "capacity_rps": 4000,
+                           "limited_by": "generator", "cpu_capacity_rps": 19_000},
+    }
+    checks = {(c["variant"], c["what"]): c for c in
+              targets(variants, {"PyJWT decode HS256": 25.0})}
+    assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["value"] == 1.2
+    assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["met"] is True
+    assert checks[("session-memory", "auth p50 (us)")]["met"] is False
+    capacity = checks[("jwt-hs256", "capacity / none (cpu_capacity_rps)")]
+    assert capacity["value"] == 0.45 and capacity["met"] is False
+
+
+CALIBRATE = """
+name = "tinycal"
+variants = ["none", "jwt-hs256"]
+experiments = ["calibrate"]
+repetitions = 1
+warmup_s = 0.5
+login_users = 100
+[calibrate]
+p99_ms = 50
+start_rate = 150
+growth = 2
+max_rate = 300
+refine_steps = 1
+users = 3
+duration_s = 1
+probe_requests = 300
+"""
+
+FROM_CAPACITY = """
+name = "fromcapacity"
+variants = ["jwt-hs256"]
+experiments = ["latency"]
+repetitions = 1
+warmup_s = 0.5
+login_users = 100
+[latency]
+rates = [100]
+fractions = [0.5]
+users = 3
+duration_s = 1
+"""
+
+
+Calibrated = tuple[Path, subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Calibrated:
+    results = tmp_path_factory.mktemp("results")
+    profile = results / "tinycal.toml"
+    profile.write_text(CALIBRATE)
+    done = subprocess.run([sys.executable, "-m", "loadtests.calibrate", "--profile",
+                           str(profile), "--results", str(results)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    return results, done
+
+
+def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Calibrated) -> None:
+    results, done = calibrated
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "capacity: p99 <= 50 ms" in done.stdout and "capacity req/s" in done.stdout
+    assert "auth p50 / PyJWT decode HS256" in done.stdout
+    run = (results / "latest").resolve()
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert (results / "calibration.json").read_text() == (run / "calibration.json").read_text()
+    none, jwt = calibration["variants"]["none"], calibration["variants"]["jwt-hs256"]
+    # Verifying an HMAC-signed token costs far more than the control's nothing.
+    assert jwt["auth_us_p50"] > 10 * max(none["auth_us_p50"], 0.1)
+    for entry in (none, jwt):
+        assert [s["rate"] for s in entry["steps"]] == [150, 300]
+        assert entry["capacity_rps"] == 300 and entry["limited_by"] == "max_rate"
+        assert all(s["errors"] == 0 and s["achieved_rps"] > 0.9 * s["rate"]
+                   for s in entry["steps"])
+        assert entry["server_cpu_us_per_request"] > 0
+    assert calibration["primitives_us"]["PyJWT decode HS256"] > 0
+    assert calibration["pinning"]["server_cpus"] != calibration["pinning"]["generator_cpus"]
+    whats = {(c["variant"], c["what"]) for c in calibration["targets"]}
+    assert ("jwt-hs256", "auth p50 / PyJWT decode HS256") in whats
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["rates_from"]["calibration"] == "calibration.json"
+
+
+def test_bench_takes_its_rates_from_the_calibration(calibrated: Calibrated) -> None:
+    results, done = calibrated
+    assert done.returncode == 0
+    profile = results / "fromcapacity.toml"
+    profile.write_text(FROM_CAPACITY)
+    ran = subprocess.run([sys.executable, "-m", "loadtests.bench", "--profile", str(profile),
+                          "--results", str(results), "--no-report"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    run = (results / "latest").resolve()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["rates_from"]["calibration"] == str(results / "calibration.json")
+    record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
+    assert record["target_rps"] == 150  # 0.5 x the capacity found (300), not the fixed 100
+    # Told not to, it keeps the profile's own rates.
+    ran = subprocess.run([sys.executable, "-m", "loadtests.bench", "--profile", str(profile),
+                          "--results", str(results), "--no-report", "--calibration", "none"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0
+    run = (results / "latest").resolve()
+    record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
+    assert record["target_rps"] == 100
