@@ -109,6 +109,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                 for r in curve.sort_values(["target_rps", "variant"]).to_dict("records")]
         blocks.append(table_block(("variant", "target req/s", "achieved", "p50 ms",
                                    "p99 ms", "p99.9 ms", "errors", "generator-bound"), rows))
+    blocks.append(Block("p", rates_origin(manifest)))
     blocks.append(Block("image", charts["throughput"], "Achieved against target rate; an x "
                         "marks a generator-bound point (Locust above 90% CPU or under 95% of "
                         "its target)."))
@@ -195,6 +196,19 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(Block("h2", "Threats to validity"))
     blocks.append(Block("list", threats(manifest)))
     return blocks
+
+
+def rates_origin(manifest: dict[str, Any]) -> str:
+    """Where the latency rates came from: the profile, or fractions of a calibration."""
+    origin = manifest.get("rates_from") or {}
+    fractions = manifest.get("settings", {}).get("latency", {}).get("fractions") or []
+    if origin.get("calibration") and fractions:
+        shares = ", ".join(f"{f:.0%}" for f in fractions)
+        return (f"Rates: {shares} of the lowest capacity measured by the calibration "
+                f"`{origin['calibration']}` ({origin.get('created_at', 'undated')}), the same "
+                "for every variant.")
+    reason = f" ({origin['reason']})" if origin.get("reason") else ""
+    return f"Rates: the profile's fixed rates{reason}."
 
 
 def threats(manifest: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ For the control and each variant it measures:
 - the capacity: the highest open-model rate whose measured window has no error, a p99
   under the bound and at least 95% of the rate achieved, found by stepping the rate up by
   `growth` until a step misses, then bisecting between the last pass and the first miss.
-  Each step says what limited it (the server's core, the generator's, the latency bound).
+  Each variant says what stopped it: the server's core, the latency bound, or the
+  generator (the rate not reached while the server had CPU to spare).
 
 It writes calibration.json into the run folder and copies it to results/calibration.json,
 from which `make bench` takes each experiment's rates as fractions of capacity.
@@ -37,7 +38,7 @@ from loadtests.profile import Calibrate
 
 CALIBRATION_FILE = "calibration.json"
 ACHIEVED_SHARE = 0.95
-# A miss with the server's core this busy was the server's limit; likewise the generator's.
+# A miss with the server's core this busy was the server's limit.
 SATURATED_CPU_PERCENT = 85.0
 
 # In-server auth p50 over its primitive in a tight loop (issue #8's targets; None: shown only).
@@ -87,13 +88,16 @@ class Step:
                    round(float(row["server_cpu_us_per_request"]), 1), not why, why)
 
     def limited_by(self) -> str:
+        """What stopped a missed step: errors, the server's core, the latency bound, or
+        else the generator (the rate was not reached while the server had CPU to spare:
+        Locust's core, or its pacing, which undershoots against a very fast server)."""
         if self.errors:
             return "errors"
         if self.server_cpu_percent >= SATURATED_CPU_PERCENT:
             return "server"
-        if self.generator_cpu_percent >= SATURATED_CPU_PERCENT:
-            return "generator"
-        return "latency"
+        if self.why == "p99 over the bound":
+            return "latency"
+        return "generator"
 
 
 def tens(rate: float) -> float:

@@ -23,9 +23,10 @@ def fake_server(capacity: float, limit: str = "server") -> tuple[list[float], ob
         asked.append(rate)
         passed = rate <= capacity
         cpu = 95.0 if not passed and limit == "server" else 40.0
-        generator = 95.0 if not passed and limit == "generator" else 30.0
+        why = "" if passed else "p99 over the bound" if limit == "latency" else \
+            "rate not reached"
         return Step(rate, rate if passed else capacity, 2.0 if passed else 80.0, 0, cpu,
-                    generator, 100.0, passed, "" if passed else "p99 over the bound")
+                    90.0, 100.0, passed, why)
 
     return asked, step
 
@@ -38,6 +39,12 @@ def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
     assert found["capacity_rps"] == 900  # 1010 missed: the highest rate that passed
     assert found["limited_by"] == "server"
     assert found["cpu_capacity_rps"] == 10_000  # 100 us of server CPU per request
+
+
+def test_a_miss_on_the_latency_bound_with_cpu_to_spare_is_latency() -> None:
+    _, step = fake_server(700, limit="latency")
+    found = search_capacity(step, Calibrate(start_rate=400, growth=2, refine_steps=0))
+    assert found["capacity_rps"] == 400 and found["limited_by"] == "latency"
 
 
 def test_search_stops_at_max_rate_and_says_so() -> None:
