@@ -10,7 +10,7 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test lint bench calibrate ui report compose fuzz clean-venv
+.PHONY: setup test lint bench calibrate soak ui report compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ report: setup
 # Regenerate docker-compose.yml from the runner's own commands.
 compose: setup
 	$(PY) -m loadtests.compose
+
+# The faults at full length: Redis stopped under load, then twice the calibrated capacity
+# for 30 s, against session-redis and jwt-hs256-revocable (about 5 minutes).
+soak: setup
+	$(PY) -m loadtests.bench --profile soak
 
 # Locust's web UI on http://127.0.0.1:8089 against one variant (with its own Redis if needed).
 ui: setup

@@ -25,11 +25,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psutil
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
@@ -46,7 +47,7 @@ from rich.table import Table
 
 from analysis.load import Measurement
 from loadtests import calibrate as calibration
-from loadtests import provenance
+from loadtests import faults, provenance
 from loadtests.atomic import write_csv, write_json
 from loadtests.processes import (
     REPO_ROOT,
@@ -229,6 +230,8 @@ class Bench:
             "replicas": len(p.variants_for("replicas")) * 2,
             "revocation": len(p.variants_for("revocation")),
             "primitives": 0,
+            "outage": len(self.outage_variants()),
+            "overload": 3 * len(p.variants_for("overload")),
         }
         counts = {e: n * (1 if e == "calibrate" else p.repetitions_for(e))
                   for e, n in per_repetition.items()}
@@ -327,9 +330,13 @@ class Bench:
     # -- one measurement
     def measure(self, group: Group, experiment: str, label: str, repetition: int, *,
                 scenario: str, rate: float, users: int, duration: float,
-                extra: tuple[str, ...] = (), info: dict[str, Any] | None = None
-                ) -> dict[str, Any] | None:
-        """One Locust run against a group, sampled; returns its record (None if skipped)."""
+                extra: tuple[str, ...] = (), info: dict[str, Any] | None = None,
+                during: Callable[[float], None] | None = None) -> dict[str, Any] | None:
+        """One Locust run against a group, sampled; returns its record (None if skipped).
+
+        `during`, if given, is called about ten times a second with the seconds since Locust
+        started (the outage experiment stops and restarts Redis from there).
+        """
         variant = group.variant
         self.describe(f"{experiment} · {variant} · {label} · rep {repetition}")
         # A server that died since its last measurement is not measured.
@@ -361,12 +368,15 @@ class Bench:
                             group.redis.client() if group.redis and i == 0 else None,
                             generator_pid=locust.pid if i == 0 else None)
                     for i, server in enumerate(group.servers)]
-        deadline = time.monotonic() + warmup + duration + 60
+        spawned = time.monotonic()
+        deadline = spawned + warmup + duration + 60
         try:
             with contextlib.ExitStack() as stack:
                 for sampler in samplers:
                     stack.enter_context(sampler)
                 while locust.alive() and time.monotonic() < deadline:
+                    if during is not None:
+                        during(time.monotonic() - spawned)
                     time.sleep(0.1)
         finally:
             if locust.alive():
@@ -598,6 +608,86 @@ class Bench:
                                         "--revocation-window", str(spec.window_s)),
                                  info={"replicas": spec.replicas, "window_s": spec.window_s})
 
+    def outage_variants(self) -> tuple[str, ...]:
+        return tuple(v for v in self.profile.variants_for("outage") if v in REDIS_VARIANTS)
+
+    def outage(self) -> None:
+        """Redis stopped under load and started again on its port (see loadtests.faults)."""
+        spec = self.profile.outage
+        rows: list[dict[str, Any]] = []
+        for variant in self.outage_variants():
+            with self.groups("outage", (variant,)) as groups:
+                group = groups.get(variant)
+                if group is None or group.failed or group.redis is None:
+                    self.progress.advance(self.task)
+                    continue
+                clock = faults.OutageClock(spec.stop_after_s, spec.down_s)
+                port = group.redis.port
+
+                def during(elapsed: float, group: Group = group, clock: faults.OutageClock = clock,
+                           port: int = port) -> None:
+                    if clock.due_to_stop(elapsed) and group.redis is not None:
+                        self.describe(f"outage · {group.variant} · Redis stopped")
+                        self.supervisor.stop_redis(group.redis)
+                        clock.stopped_at = time.time()
+                    elif clock.due_to_start():
+                        group.redis = self.supervisor.redis(self.pinning.redis_cpus, port)
+                        clock.ready_at = time.time()
+                        self.describe(f"outage · {group.variant} · Redis back")
+
+                probe = faults.Probe(group.urls[0], variant)
+                probe.start()
+                try:
+                    record = self.measure(group, "outage", "outage", 1, scenario="browse",
+                                          rate=spec.rate, users=spec.users,
+                                          duration=spec.duration_s, during=during,
+                                          info={"stop_after_s": spec.stop_after_s,
+                                                "down_s": spec.down_s})
+                finally:
+                    probe.stop()
+                folder = self.run.path / "raw" / "outage" / variant / "outage-rep1"
+                probe.write(folder / "probe.csv")
+                samples = Measurement(folder, record).samples if record else pd.DataFrame()
+                rows.append(faults.outage_row(variant, clock, probe.rows, record, samples,
+                                              group.servers[0].child.alive()))
+                write_csv(self.run.path / "raw" / "outage" / "outage.csv",
+                          faults.OUTAGE_COLUMNS, rows)
+
+    def overload(self) -> None:
+        """`factor` x the calibrated capacity, between two calm windows."""
+        spec = self.profile.overload
+        users = self.profile.calibrate.users
+        rows: list[dict[str, Any]] = []
+        for variant in self.profile.variants_for("overload"):
+            capacity = ((self.capacities or {}).get(variant) or {}).get("capacity_rps", 0)
+            if not capacity:
+                self.run.fail("overload", variant, "no calibrated capacity: run make calibrate "
+                              "first, or list calibrate in the profile")
+                self.progress.advance(self.task, 3)
+                continue
+            calm = calibration.tens(spec.baseline_fraction * capacity)
+            heavy = calibration.tens(spec.factor * capacity)
+            with self.groups("overload", (variant,)) as groups:
+                group = groups.get(variant)
+                records: dict[str, dict[str, Any] | None] = {}
+                for label, rate, n, seconds in (("before", calm, users, spec.baseline_s),
+                                                ("overload", heavy, spec.users, spec.duration_s),
+                                                ("after", calm, users, spec.baseline_s)):
+                    if group is None:
+                        self.progress.advance(self.task)
+                        continue
+                    records[label] = self.measure(
+                        group, "overload", label, 1, scenario="browse", rate=rate, users=n,
+                        duration=seconds, info={"capacity_rps": capacity, "factor": spec.factor})
+                if group is None:
+                    continue
+                measured = {label: Measurement(self.run.path / r["folder"], r)
+                            for label, r in records.items() if r is not None}
+                rows.append(faults.overload_row(variant, capacity, heavy, spec.users, measured,
+                                                self.run.path, group.servers[0].child.alive()))
+                write_csv(self.run.path / "raw" / "overload" / "overload.csv",
+                          faults.OVERLOAD_COLUMNS, rows)
+
     def run_all(self) -> None:
         for experiment in self.profile.experiments:
             getattr(self, experiment)()
@@ -745,7 +835,12 @@ def main(argv: list[str] | None = None) -> int:
                             wall_seconds=round(time.monotonic() - started, 1))
         run.save()
     console.print(summary_table(run, measurements))
-    if measurements and not args.no_report and status != "failed":
+    for table in faults.summary_tables(run.path):
+        console.print(table)
+    # The report answers the claim from the latency experiment on; a calibration or a soak
+    # alone has its own tables above.
+    if measurements and not args.no_report and status != "failed" and \
+            "latency" in profile.experiments:
         build_report(run.path)
     console.print(f"{status}: {detail}; results in {run.path}")
     return {"complete": 0, "incomplete": 1}.get(status, 2) if "interrupted" not in detail \

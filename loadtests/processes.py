@@ -312,8 +312,8 @@ class Supervisor:
         self._children.append(child)
         return child
 
-    def redis(self, cpus: Iterable[int] | None = None) -> RedisHandle:
-        return start_redis(self.log_dir, cpus, use_env=False, on_spawn=self._track)
+    def redis(self, cpus: Iterable[int] | None = None, port: int | None = None) -> RedisHandle:
+        return start_redis(self.log_dir, cpus, use_env=False, port=port, on_spawn=self._track)
 
     def server(self, variant: str, redis_url: str | None, cpus: Iterable[int] | None,
                env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> ServerHandle:

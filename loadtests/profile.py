@@ -17,9 +17,11 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 # "primitives" times each variant's primitive alone; "wire" records each credential's bytes
 # (from the verification every server gets before load).
 EXPERIMENTS = ("calibrate", "latency", "population", "churn", "replicas", "revocation", "wire",
-               "primitives")
-# Calibration takes minutes: a profile runs it only when it lists it (calibrate, full).
-DEFAULT_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e != "calibrate")
+               "primitives", "outage", "overload")
+# Calibration takes minutes and the fault experiments measure no design: a profile runs
+# them only when it lists them (calibrate, full, soak).
+DEFAULT_EXPERIMENTS = tuple(e for e in EXPERIMENTS
+                            if e not in ("calibrate", "outage", "overload"))
 
 
 class ProfileError(ValueError):
@@ -95,6 +97,32 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class Outage:
+    """Redis stopped `stop_after_s` after the load starts, started again `down_s` later
+    on the same port (Redis variants only)."""
+
+    rate: float = 200.0
+    users: int = 4
+    duration_s: float = 8.0
+    stop_after_s: float = 3.0
+    down_s: float = 2.0
+    variants: tuple[str, ...] = ("session-redis", "jwt-hs256-revocable")
+
+
+@dataclass(frozen=True)
+class Overload:
+    """`factor` x the calibrated capacity for `duration_s`, between two windows at
+    `baseline_fraction` of capacity that show the latency before and after."""
+
+    factor: float = 2.0
+    duration_s: float = 30.0
+    users: int = 200
+    baseline_fraction: float = 0.3
+    baseline_s: float = 5.0
+    variants: tuple[str, ...] = ("session-redis", "jwt-hs256-revocable")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     variants: tuple[str, ...]
@@ -107,6 +135,8 @@ class Profile:
     churn: Churn
     replicas: Replicas
     revocation: Revocation
+    outage: Outage = Outage()
+    overload: Overload = Overload()
     login_users: int = 10_000
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -221,6 +251,8 @@ def load_profile(name_or_path: str) -> Profile:
         churn=_section(Churn, data.get("churn", {}), f"{where} [churn]"),
         replicas=_section(Replicas, data.get("replicas", {}), f"{where} [replicas]"),
         revocation=_section(Revocation, data.get("revocation", {}), f"{where} [revocation]"),
+        outage=_section(Outage, data.get("outage", {}), f"{where} [outage]"),
+        overload=_section(Overload, data.get("overload", {}), f"{where} [overload]"),
         login_users=login_users,
         source=str(path),
         raw=data,
@@ -228,6 +260,13 @@ def load_profile(name_or_path: str) -> Profile:
     if any(f > 1 for f in profile.latency.fractions):
         raise ProfileError(f"{where} [latency].fractions: a fraction of capacity must be at "
                            f"most 1, got {max(profile.latency.fractions)!r}")
+    outage = profile.outage
+    if outage.stop_after_s + outage.down_s >= outage.duration_s:
+        raise ProfileError(f"{where} [outage]: stop_after_s + down_s must end before "
+                           f"duration_s, so the run sees Redis come back")
+    if profile.overload.baseline_fraction > 1:
+        raise ProfileError(f"{where} [overload].baseline_fraction: a fraction of capacity "
+                           f"must be at most 1")
     if profile.calibrate.growth <= 1:
         raise ProfileError(f"{where} [calibrate].growth: must be above 1, "
                            f"got {profile.calibrate.growth!r}")

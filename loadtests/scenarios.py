@@ -26,10 +26,12 @@ class BrowseTasks(TaskSet):
         self.credential = self.user.login()
 
     def read(self, path: str) -> None:
-        if self.credential is None:  # the login failed (counted); try again
+        if self.credential is None:  # the login or the last read failed (counted): log in
             self.credential = self.user.login()
-        else:
-            self.user.get_protected(path, self.credential)
+        elif not self.user.get_protected(path, self.credential):
+            # As a client does when refused: log in again. After a Redis restart without
+            # persistence (the outage experiment) every session is gone.
+            self.credential = None
 
     @task(5)
     def me(self) -> None:

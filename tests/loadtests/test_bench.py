@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -144,28 +145,46 @@ def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
     assert not list(run.rglob(".*.tmp")) and not list(run.rglob(".*json.*"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM])
-def test_sigterm_before_first_measurement(tmp_path: Path, sig: signal.Signals) -> None:
+# Seeded random points, from the moment the run folder exists (servers starting, verifying,
+# measuring, between measurements): the same points on every run of the suite.
+_POINTS = random.Random(20261127)
+INTERRUPTIONS = [(round(_POINTS.uniform(0.0, 15.0), 2), sig)
+                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT)]
+
+
+@pytest.mark.parametrize(("after_s", "sig"), INTERRUPTIONS)
+def test_interrupted_at_a_random_point(tmp_path: Path, after_s: float,
+                                       sig: signal.Signals) -> None:
     proc, results, since = start_tiny(tmp_path)
     try:
         deadline = time.monotonic() + 60
         while not (results / "latest").exists():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.5)  # servers starting
+        time.sleep(after_s)
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(sig)
-        proc.communicate(timeout=60)
+        output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    assert proc.returncode == 130, output[-3000:]
     _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive
+    assert not alive, [" ".join(c.cmdline()) for c in alive]
     assert not leftovers(since)
-    manifest = json.loads((run_folder(results) / "manifest.json").read_text())
+    run = run_folder(results)
+    manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "incomplete"
-    assert "SIGTERM" in manifest["status_detail"]
+    assert f"interrupted by {sig.name}" in manifest["status_detail"]
+    # Every file written so far is whole: written atomically, never half.
+    for path in run.rglob("*"):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            rows = list(csv.reader(path.read_text().splitlines()))
+            assert all(len(row) == len(rows[0]) for row in rows), path
+    assert not list(run.rglob(".*.tmp")) and not list(run.rglob(".*json.*"))
 
 
 def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:

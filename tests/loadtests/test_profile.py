@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.profile import DEFAULT_EXPERIMENTS, EXPERIMENTS, ProfileError, load_profile
+from loadtests.profile import DEFAULT_EXPERIMENTS, ProfileError, load_profile
 from servers.settings import VARIANTS
 
 
@@ -15,10 +15,19 @@ def test_builtin_profiles_load(name: str) -> None:
     profile = load_profile(name)
     assert profile.name == name
     assert set(profile.variants) <= set(VARIANTS)
-    # Calibration takes minutes: only full runs it first, and every profile runs the rest.
-    assert profile.experiments == (EXPERIMENTS if name == "full" else DEFAULT_EXPERIMENTS)
+    # Calibration takes minutes: only full runs it first; the fault experiments are soak's.
+    expected = ("calibrate", *DEFAULT_EXPERIMENTS) if name == "full" else DEFAULT_EXPERIMENTS
+    assert profile.experiments == expected
     assert profile.latency.rates
     assert profile.repetitions >= (1 if name == "smoke" else 3)
+
+
+def test_calibrate_and_soak_profiles() -> None:
+    assert load_profile("calibrate").experiments == ("calibrate",)
+    assert load_profile("calibrate").variants == VARIANTS
+    soak = load_profile("soak")
+    assert soak.experiments == ("calibrate", "outage", "overload")
+    assert soak.overload.factor == 2 and soak.overload.duration_s == 30
 
 
 def test_quick_covers_every_variant_and_a_million_sessions() -> None:
@@ -59,7 +68,7 @@ def test_own_profile_with_defaults(tmp_path: Path) -> None:
      "users: must be a positive int"),
     ('[latency]\nrate = [100]\n[population]\nsizes = [1]\n', "unknown key 'rate'"),
     ('[population]\nsizes = [1]\n', "[latency] table with `rates` is required"),
-    ('experiments = ["latency", "soak"]\n' + MINIMAL, "unknown experiment 'soak'"),
+    ('experiments = ["latency", "chaos"]\n' + MINIMAL, "unknown experiment 'chaos'"),
     ('[latency\nrates = [1]\n', "not valid TOML"),
     ('[latency]\nrates = [100]\nfractions = [0.5, 1.5]\n[population]\nsizes = [1]\n',
      "a fraction of capacity must be at most 1, got 1.5"),
@@ -74,7 +83,8 @@ def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_unknown_profile_names() -> None:
-    with pytest.raises(ProfileError, match="built-in profiles: calibrate, full, quick, smoke"):
+    with pytest.raises(ProfileError,
+                       match="built-in profiles: calibrate, full, quick, smoke, soak"):
         load_profile("fast")
     with pytest.raises(ProfileError, match="does not exist"):
         load_profile("/nonexistent/profile.toml")
