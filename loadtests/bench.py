@@ -74,7 +74,8 @@ RATE_MODEL = ("open: a fixed total request rate, shared by the Locust users with
               "constant_throughput(target / users); requests are recorded only after warm-up")
 POPULATION_COLUMNS = ("variant", "repetition", "size", "live_sessions", "seed_seconds",
                       "server_rss_bytes", "redis_used_memory_bytes", "redis_keys")
-console = Console(stderr=True)
+# Piped or logged, rich would fold the tables to 80 characters.
+console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=130)
 
 
 class Interrupted(Exception):
