@@ -259,7 +259,9 @@ def _compare_axis(figures: dict[str, dict[str, Any]], axis: str, key: str, patte
         return None
     s = _interval(figures, best_session[0], key)
     t = _interval(figures, best_token[0], key)
-    if s is None or t is None or s.low == s.high or t.low == t.high:
+    # One repetition gives no interval (coverage 0). Several that agree to the microsecond
+    # (auth times are recorded in whole microseconds) give a zero-width one, which is fine.
+    if s is None or t is None or s.coverage == 0 or t.coverage == 0:
         holds, detail = "undetermined (one repetition: no interval)", (
             f"{best_session[0]} {pattern.format(best_session[1])} vs {best_token[0]} "
             f"{pattern.format(best_token[1])}")

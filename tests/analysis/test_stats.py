@@ -7,6 +7,7 @@ import math
 import pytest
 
 from analysis.stats import linear_fit, median_interval
+from analysis.summary import _compare_axis
 
 
 def test_median_interval_small_n_is_the_range_with_its_true_coverage() -> None:
@@ -54,3 +55,21 @@ def test_linear_fit_by_hand() -> None:
 def test_linear_fit_needs_two_distinct_x() -> None:
     assert linear_fit([1], [2]) is None
     assert linear_fit([1, 1], [2, 3]) is None
+
+
+def test_identical_repetitions_decide_but_one_repetition_does_not() -> None:
+    # Auth times are whole microseconds: 5, 5, 5 is three agreeing repetitions, not one.
+    def figures(session: list[float], token: list[float]) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for variant, values in (("session-memory", session), ("jwt-hs256", token)):
+            e = median_interval(values)
+            out[variant] = {"auth_us_p50": e.median, "auth_us_p50_interval": [e.low, e.high],
+                            "auth_us_p50_coverage": e.coverage}
+        return out
+
+    axis = _compare_axis(figures([5, 5, 5], [48, 49, 52]), "cpu", "auth_us_p50", "{:.1f}",
+                         lower_is_better=True)
+    assert axis is not None and axis["holds"] == "no"
+    axis = _compare_axis(figures([5], [49]), "cpu", "auth_us_p50", "{:.1f}",
+                         lower_is_better=True)
+    assert axis is not None and axis["holds"].startswith("undetermined")
