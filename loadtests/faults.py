@@ -14,7 +14,7 @@ import http.client
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class OutageClock:
     down_s: float
     stopped_at: float | None = None
     ready_at: float | None = None
-    events: list[str] = field(default_factory=list)
 
     def due_to_stop(self, elapsed: float) -> bool:
         return self.stopped_at is None and elapsed >= self.stop_after_s
