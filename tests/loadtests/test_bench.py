@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import random
@@ -113,23 +114,30 @@ def start_tiny(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, float]:
     return bench("--profile", str(profile), results=results), results, time.time()
 
 
-def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
-    proc, results, since = start_tiny(tmp_path)
+def interrupt(proc: subprocess.Popen[str], sig: signal.Signals
+              ) -> tuple[str, list[psutil.Process], list[str]]:
+    """Send `sig` to the runner; its output, and the children it had at that moment (and
+    their command lines, read while they lived)."""
     try:
-        deadline = time.monotonic() + 90
-        while not list(results.glob("*/raw/latency/*/*/measurement.json")):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(2)  # now well inside a measurement
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert any("locust" in " ".join(c.cmdline()) for c in children)
-        proc.send_signal(signal.SIGINT)
+        commands = []
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):  # one may be ending right now
+                commands.append(" ".join(child.cmdline()))
+        proc.send_signal(sig)
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return output, children, commands
+
+
+def assert_stopped_cleanly(proc: subprocess.Popen[str], output: str,
+                           children: list[psutil.Process], since: float, results: Path,
+                           sig: signal.Signals) -> Path:
+    """Exit code 130, no child left, an incomplete manifest naming the signal, every file
+    written so far whole (written atomically, never half); returns the run folder."""
     assert proc.returncode == 130, output[-3000:]
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [" ".join(c.cmdline()) for c in alive]
@@ -137,12 +145,30 @@ def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
     run = run_folder(results)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "incomplete"
-    assert "interrupted by SIGINT" in manifest["status_detail"]
-    done = list(run.glob("raw/latency/*/*/measurement.json"))
-    assert done  # what was measured is kept, and parses
-    for path in done:
-        json.loads(path.read_text())
+    assert f"interrupted by {sig.name}" in manifest["status_detail"]
+    for path in run.rglob("*"):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            rows = list(csv.reader(path.read_text().splitlines()))
+            assert all(len(row) == len(rows[0]) for row in rows), path
     assert not list(run.rglob(".*.tmp")) and not list(run.rglob(".*json.*"))
+    return run
+
+
+def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
+    proc, results, since = start_tiny(tmp_path)
+    deadline = time.monotonic() + 90
+    while not list(results.glob("*/raw/latency/*/*/measurement.json")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(proc.communicate()[0][-3000:])
+        time.sleep(0.2)
+    time.sleep(2)  # now well inside a measurement
+    output, children, commands = interrupt(proc, signal.SIGINT)
+    assert any("locust" in command for command in commands)
+    run = assert_stopped_cleanly(proc, output, children, since, results, signal.SIGINT)
+    assert list(run.glob("raw/latency/*/*/measurement.json"))  # what was measured is kept
 
 
 # Seeded random points, from the moment the run folder exists (servers starting, verifying,
@@ -156,35 +182,15 @@ INTERRUPTIONS = [(round(_POINTS.uniform(0.0, 15.0), 2), sig)
 def test_interrupted_at_a_random_point(tmp_path: Path, after_s: float,
                                        sig: signal.Signals) -> None:
     proc, results, since = start_tiny(tmp_path)
-    try:
-        deadline = time.monotonic() + 60
-        while not (results / "latest").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(after_s)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(sig)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
+    deadline = time.monotonic() + 60
+    while not (results / "latest").exists():
+        if time.monotonic() > deadline:
             proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, output[-3000:]
-    _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, [" ".join(c.cmdline()) for c in alive]
-    assert not leftovers(since)
-    run = run_folder(results)
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["status"] == "incomplete"
-    assert f"interrupted by {sig.name}" in manifest["status_detail"]
-    # Every file written so far is whole: written atomically, never half.
-    for path in run.rglob("*"):
-        if path.suffix == ".json":
-            json.loads(path.read_text())
-        elif path.suffix == ".csv":
-            rows = list(csv.reader(path.read_text().splitlines()))
-            assert all(len(row) == len(rows[0]) for row in rows), path
-    assert not list(run.rglob(".*.tmp")) and not list(run.rglob(".*json.*"))
+            pytest.fail(proc.communicate()[0][-3000:])
+        time.sleep(0.05)
+    time.sleep(after_s)
+    output, children, _ = interrupt(proc, sig)
+    assert_stopped_cleanly(proc, output, children, since, results, sig)
 
 
 def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
