@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                               "same run on the same core. Under load a Redis call's await "
                               "also holds the time other requests run meanwhile; `make "
                               "calibrate` times the auth path one request at a time."))
+    blocks.extend(calibration_blocks(run.path / "calibration.json"))
 
     blocks.append(Block("h2", "4. Bytes on the wire"))
     blocks.append(Block("image", charts["wire"], ""))
@@ -201,6 +203,33 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
 
     blocks.append(Block("h2", "Threats to validity"))
     blocks.append(Block("list", threats(manifest)))
+    return blocks
+
+
+def calibration_blocks(path: Path) -> list[Block]:
+    """The calibration the run made or used: auth cost alone, capacity, the targets."""
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:g}"),
+             c.get("limited_by", "–"), fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
+             fmt(c.get("cpu_capacity_rps"), "{:.0f}")] for v, c in data["variants"].items()]
+    blocks = [
+        Block("p", f"The calibration this run's rates came from (`calibration.json`, "
+                   f"{data.get('created_at', 'undated')}): the auth path timed one request at "
+                   f"a time, and the capacity, the highest rate with no error, p99 within "
+                   f"{data.get('p99_bound_ms', '?')} ms and 95% of the rate achieved."),
+        table_block(("variant", "auth µs p50, alone", "capacity req/s", "limited by",
+                     "server CPU µs per request", "CPU capacity req/s"), rows,
+                    "'generator': the rate was not reached while the server had CPU to spare; "
+                    "CPU capacity is what the server's core alone could serve."),
+    ]
+    targets = [[t["variant"], t["what"], fmt(t["value"], "{:.2f}"), t["target"] or "–",
+                {True: "yes", False: "no", None: "–"}[t["met"]]]
+               for t in data.get("targets", [])]
+    if targets:
+        blocks.append(table_block(("variant", "ratio", "value", "target", "met"), targets,
+                                  "Each ratio measured within the calibration's one run."))
     return blocks
 
 

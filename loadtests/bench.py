@@ -48,7 +48,7 @@ from rich.table import Table
 from analysis.load import Measurement
 from loadtests import calibrate as calibration
 from loadtests import faults, provenance
-from loadtests.atomic import write_csv, write_json
+from loadtests.atomic import write_csv, write_json, write_text
 from loadtests.processes import (
     REPO_ROOT,
     ProcessError,
@@ -789,6 +789,9 @@ def main(argv: list[str] | None = None) -> int:
     run = RunFolder.create(args.results, profile, sys.argv if argv is None else argv)
     run.manifest["pinning"] = pinning.as_dict()
     run.manifest["rates_from"] = rates_from
+    if rates_from.get("calibration"):  # the run keeps the calibration it used
+        write_text(run.path / calibration.CALIBRATION_FILE,
+                   Path(rates_from["calibration"]).read_text())
     run.manifest["locust_processes"] = args.processes
     # The runner itself (sampling, bookkeeping) stays off the server's core.
     os.sched_setaffinity(0, pinning.generator_cpus)

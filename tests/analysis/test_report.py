@@ -17,6 +17,7 @@ from analysis.compare import compare
 from analysis.load import Run, merged, percentiles_us
 from analysis.summary import memory_fits, summarize
 
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DATA = Path(__file__).resolve().parent.parent / "data" / "run"
 
 
@@ -113,6 +114,17 @@ def test_report_files_and_charts(run_copy: Path) -> None:
     html = (run_copy / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 8
     assert "src=\"charts/" not in html  # self-contained
+
+
+def test_report_shows_the_calibration_the_run_used(run_copy: Path) -> None:
+    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
+    assert "auth µs p50, alone" not in (run_copy / "report.md").read_text()  # none used
+    # A real calibration (the reference machine's), kept in the run folder as bench does.
+    shutil.copy(REPO_ROOT / "results" / "reference" / "calibration.json", run_copy)
+    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
+    markdown = (run_copy / "report.md").read_text()
+    assert "| variant | auth µs p50, alone | capacity req/s | limited by |" in markdown
+    assert "| jwt-hs256 | auth p50 / PyJWT decode HS256 |" in markdown
 
 
 def chromium() -> str | None:

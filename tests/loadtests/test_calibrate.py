@@ -166,6 +166,8 @@ def test_bench_takes_its_rates_from_the_calibration(calibrated: Calibrated) -> N
     assert manifest["rates_from"]["calibration"] == str(results / "calibration.json")
     record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
     assert record["target_rps"] == 150  # 0.5 x the capacity found (300), not the fixed 100
+    # The run keeps the calibration it used, for its report and for whoever reads it later.
+    assert (run / "calibration.json").read_text() == (results / "calibration.json").read_text()
     # Told not to, it keeps the profile's own rates.
     ran = subprocess.run([sys.executable, "-m", "loadtests.bench", "--profile", str(profile),
                           "--results", str(results), "--no-report", "--calibration", "none"],
@@ -174,3 +176,4 @@ def test_bench_takes_its_rates_from_the_calibration(calibrated: Calibrated) -> N
     run = (results / "latest").resolve()
     record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
     assert record["target_rps"] == 100
+    assert not (run / "calibration.json").exists()
