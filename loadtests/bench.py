@@ -220,8 +220,9 @@ class Bench:
     def planned_measurements(self) -> int:
         p = self.profile
         calibrate = p.calibrate
+        # Steps up to max_rate, then a miss tried twice and each bisection tried twice.
         search = math.ceil(math.log(calibrate.max_rate / calibrate.start_rate,
-                                    calibrate.growth)) + 1 + calibrate.refine_steps
+                                    calibrate.growth)) + 2 + 2 * calibrate.refine_steps
         per_repetition = {
             "calibrate": len(p.variants_for("calibrate")) * search,  # at most
             "wire": 0,

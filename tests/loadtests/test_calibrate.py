@@ -35,7 +35,8 @@ def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
     asked, step = fake_server(1000)
     found = search_capacity(step, Calibrate(start_rate=400, growth=1.5, max_rate=5000,
                                             refine_steps=2))
-    assert asked == [400, 600, 900, 1350, 1120, 1010]
+    # Each miss is tried twice before it counts.
+    assert asked == [400, 600, 900, 1350, 1350, 1120, 1120, 1010, 1010]
     assert found["capacity_rps"] == 900  # 1010 missed: the highest rate that passed
     assert found["limited_by"] == "server"
     assert found["cpu_capacity_rps"] == 10_000  # 100 us of server CPU per request
@@ -45,6 +46,20 @@ def test_a_miss_on_the_latency_bound_with_cpu_to_spare_is_latency() -> None:
     _, step = fake_server(700, limit="latency")
     found = search_capacity(step, Calibrate(start_rate=400, growth=2, refine_steps=0))
     assert found["capacity_rps"] == 400 and found["limited_by"] == "latency"
+
+
+def test_a_miss_that_passes_when_tried_again_is_a_pass() -> None:
+    tries: dict[float, int] = {}
+
+    def flaky(rate: float) -> Step:
+        tries[rate] = tries.get(rate, 0) + 1
+        passed = rate <= 800 or (rate == 1600 and tries[rate] == 2)
+        return Step(rate, rate, 2.0, 0, 50.0, 50.0, 100.0, passed,
+                    "" if passed else "rate not reached")
+
+    found = search_capacity(flaky, Calibrate(start_rate=400, growth=2, max_rate=1600))
+    assert found["capacity_rps"] == 1600 and found["limited_by"] == "max_rate"
+    assert [s["rate"] for s in found["steps"]] == [400, 800, 1600, 1600]
 
 
 def test_search_stops_at_max_rate_and_says_so() -> None:
@@ -57,7 +72,7 @@ def test_search_stops_at_max_rate_and_says_so() -> None:
 def test_a_first_step_that_misses_bisects_down_and_names_the_generator() -> None:
     asked, step = fake_server(150, limit="generator")
     found = search_capacity(step, Calibrate(start_rate=400, refine_steps=3))
-    assert asked == [400, 200, 100, 150]
+    assert asked == [400, 400, 200, 200, 100, 150]
     assert found["capacity_rps"] == 150 and found["limited_by"] == "generator"
 
 
