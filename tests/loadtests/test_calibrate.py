@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.calibrate import Step, search_capacity, targets
+from loadtests.calibrate import Step, busiest_cpu_us, search_capacity, targets
 from loadtests.processes import REPO_ROOT
 from loadtests.profile import Calibrate
 
@@ -74,6 +74,14 @@ def test_a_first_step_that_misses_bisects_down_and_names_the_generator() -> None
     found = search_capacity(step, Calibrate(start_rate=400, refine_steps=3))
     assert asked == [400, 400, 200, 200, 100, 150]
     assert found["capacity_rps"] == 150 and found["limited_by"] == "generator"
+
+
+def test_cpu_per_request_comes_from_the_busiest_steps() -> None:
+    # (achieved req/s, server CPU us per request): low rates carry fixed costs per second.
+    seen = [(500, 113.0), (2000, 82.0), (5200, 57.0), (7000, 46.0), (5900, 51.0),
+            (5800, 40.0)]
+    steps = [Step(r, r, 1.0, 0, 50.0, 50.0, cpu, True, "") for r, cpu in seen]
+    assert busiest_cpu_us(steps) == 46.0  # the median of 46, 51 and 40
 
 
 def test_targets_use_cpu_capacity_when_the_control_hit_the_generator() -> None:
