@@ -224,7 +224,7 @@ class Bench:
         search = math.ceil(math.log(calibrate.max_rate / calibrate.start_rate,
                                     calibrate.growth)) + 2 + 2 * calibrate.refine_steps
         per_repetition = {
-            "calibrate": len(p.variants_for("calibrate")) * search,  # at most
+            "calibrate": len(p.variants_for("calibrate")) * (1 + search),  # at most
             "wire": 0,
             "latency": len(p.variants_for("latency")) * len(self.latency_rates()),
             "population": len(p.variants_for("population")) * len(p.population.sizes),
@@ -440,15 +440,18 @@ class Bench:
                 self.describe(f"calibrate · {variant} · auth cost, one request at a time")
                 probe = probe_auth(group.urls[0], variant, spec.probe_requests)
 
-                def step(rate: float, group: Group = group) -> calibration.Step:
-                    record = self.measure(group, "calibrate", f"c{rate:g}", 1,
+                def step(rate: float, group: Group = group, label: str = "c",
+                         duration: float = spec.duration_s) -> calibration.Step:
+                    record = self.measure(group, "calibrate", f"{label}{rate:g}", 1,
                                           scenario="browse", rate=rate, users=spec.users,
-                                          duration=spec.duration_s)
+                                          duration=duration)
                     row = (Measurement(self.run.path / record["folder"], record).row(
                         self.run.path) if record and record["status"] == "ok" else None)
                     return calibration.Step.from_row(rate, row, spec.p99_ms)
 
-                found[variant] = {**probe, **calibration.search_capacity(step, spec)}
+                cpu = calibration.cpu_cost(step(spec.cpu_rate, label="cpu",
+                                                duration=spec.cpu_duration_s))
+                found[variant] = {**probe, **cpu, **calibration.search_capacity(step, spec)}
         self.capacities = found
         result = {
             "created_at": now_iso(), "run_id": self.run.path.name,

@@ -26,7 +26,6 @@ import csv
 import dataclasses
 import json
 import math
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -147,26 +146,21 @@ def search_capacity(run_step: Callable[[float], Step], spec: Calibrate) -> dict[
             passed = step
         else:
             missed = step
-    cpu_us = busiest_cpu_us(steps)
     return {
         "capacity_rps": passed.rate if passed is not None else 0.0,
         "limited_by": missed.limited_by() if missed is not None else "max_rate",
-        "server_cpu_us_per_request": cpu_us,
-        # What the server's core alone could serve at that CPU cost per request.
-        "cpu_capacity_rps": round(1e6 / cpu_us) if cpu_us and cpu_us > 0 else math.nan,
         "steps": [dataclasses.asdict(s) for s in steps],
     }
 
 
-def busiest_cpu_us(steps: list[Step], count: int = 3) -> float:
-    """Server CPU per request near saturation: the median over the `count` steps that served
-    the most requests per second, passed or not (a missed step still measured what it
-    served). Per-request CPU falls as the rate rises (fixed costs per second, more requests
-    per event-loop turn), so steps at low rates would overstate it."""
-    busiest = sorted((s for s in steps if not math.isnan(s.server_cpu_us_per_request)),
-                     key=lambda s: s.achieved_rps, reverse=True)[:count]
-    return round(statistics.median(s.server_cpu_us_per_request for s in busiest), 1) \
-        if busiest else math.nan
+def cpu_cost(step: Step) -> dict[str, Any]:
+    """Server CPU per request at one common rate, and what the server's core alone could
+    serve at that cost. The same rate for every variant: per-request CPU falls as the rate
+    rises (fixed costs per second, more requests per event-loop turn), so figures taken at
+    each variant's own highest rate would not compare (measured: none at 38 to 62 us)."""
+    cpu_us = step.server_cpu_us_per_request
+    return {"cpu_rate": step.rate, "server_cpu_us_per_request": cpu_us,
+            "cpu_capacity_rps": round(1e6 / cpu_us) if cpu_us and cpu_us > 0 else math.nan}
 
 
 def read_primitives(path: Path) -> dict[str, float]:

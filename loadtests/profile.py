@@ -41,6 +41,9 @@ class Calibrate:
     users: int = 8
     duration_s: float = 3.0
     probe_requests: int = 2000
+    # Server CPU per request is measured at this one rate for every variant.
+    cpu_rate: float = 2000.0
+    cpu_duration_s: float = 5.0
     variants: tuple[str, ...] = ()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.calibrate import Step, busiest_cpu_us, search_capacity, targets
+from loadtests.calibrate import Step, search_capacity, targets
 from loadtests.processes import REPO_ROOT
 from loadtests.profile import Calibrate
 
@@ -39,7 +39,6 @@ def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
     assert asked == [400, 600, 900, 1350, 1350, 1120, 1120, 1010, 1010]
     assert found["capacity_rps"] == 900  # 1010 missed: the highest rate that passed
     assert found["limited_by"] == "server"
-    assert found["cpu_capacity_rps"] == 10_000  # 100 us of server CPU per request
 
 
 def test_a_miss_on_the_latency_bound_with_cpu_to_spare_is_latency() -> None:
@@ -76,14 +75,6 @@ def test_a_first_step_that_misses_bisects_down_and_names_the_generator() -> None
     assert found["capacity_rps"] == 150 and found["limited_by"] == "generator"
 
 
-def test_cpu_per_request_comes_from_the_busiest_steps() -> None:
-    # (achieved req/s, server CPU us per request): low rates carry fixed costs per second.
-    seen = [(500, 113.0), (2000, 82.0), (5200, 57.0), (7000, 46.0), (5900, 51.0),
-            (5800, 40.0)]
-    steps = [Step(r, r, 1.0, 0, 50.0, 50.0, cpu, True, "") for r, cpu in seen]
-    assert busiest_cpu_us(steps) == 46.0  # the median of 46, 51 and 40
-
-
 def test_targets_use_cpu_capacity_when_the_control_hit_the_generator() -> None:
     variants = {
         "none": {"auth_us_p50": 0.2, "capacity_rps": 4000, "limited_by": "generator",
@@ -118,6 +109,8 @@ refine_steps = 1
 users = 3
 duration_s = 1
 probe_requests = 300
+cpu_rate = 200
+cpu_duration_s = 1
 """
 
 FROM_CAPACITY = """
@@ -165,7 +158,8 @@ def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Cali
         assert entry["capacity_rps"] == 300 and entry["limited_by"] == "max_rate"
         assert all(s["errors"] == 0 and s["achieved_rps"] > 0.9 * s["rate"]
                    for s in entry["steps"])
-        assert entry["server_cpu_us_per_request"] > 0
+        assert entry["server_cpu_us_per_request"] > 0 and entry["cpu_rate"] == 200
+        assert entry["cpu_capacity_rps"] == round(1e6 / entry["server_cpu_us_per_request"])
     assert calibration["primitives_us"]["PyJWT decode HS256"] > 0
     assert calibration["pinning"]["server_cpus"] != calibration["pinning"]["generator_cpus"]
     whats = {(c["variant"], c["what"]) for c in calibration["targets"]}

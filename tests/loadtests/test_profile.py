@@ -73,7 +73,8 @@ def test_own_profile_with_defaults(tmp_path: Path) -> None:
     ('[latency]\nrates = [100]\nfractions = [0.5, 1.5]\n[population]\nsizes = [1]\n',
      "a fraction of capacity must be at most 1, got 1.5"),
     (MINIMAL + '[calibrate]\ngrowth = 1\n', "[calibrate].growth: must be above 1"),
-    (MINIMAL + '[calibrate]\np99 = 5\n', "unknown key 'p99'; known keys: duration_s, growth"),
+    (MINIMAL + '[calibrate]\np99 = 5\n',
+     "unknown key 'p99'; known keys: cpu_duration_s, cpu_rate, duration_s"),
 ])
 def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ProfileError, match=None) as info:
