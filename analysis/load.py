@@ -102,7 +102,6 @@ class Measurement:
         cpu = np.interp([start, stop], first["timestamp"], first["server_cpu_seconds"])
         return float(cpu[1] - cpu[0])
 
-
     def row(self, run_path: Path) -> dict[str, Any]:
         """Its latency, auth, throughput and CPU figures (one row of Run.table)."""
         record = self.record

@@ -401,6 +401,10 @@ class Bench:
         self.check_alive(group, experiment, f"during {label} rep {repetition}")
         return record
 
+    def measured(self, record: dict[str, Any] | None) -> Measurement | None:
+        """A measurement's raw files, read the analysis's way (None if it was skipped)."""
+        return Measurement(self.run.path / record["folder"], record) if record else None
+
     def check_alive(self, group: Group, experiment: str, when: str) -> None:
         """Mark the group failed, and report it, if a server or its Redis is gone."""
         try:
@@ -445,8 +449,9 @@ class Bench:
                     record = self.measure(group, "calibrate", f"{label}{rate:g}", 1,
                                           scenario="browse", rate=rate, users=spec.users,
                                           duration=duration)
-                    row = (Measurement(self.run.path / record["folder"], record).row(
-                        self.run.path) if record and record["status"] == "ok" else None)
+                    measurement = self.measured(record)
+                    row = (measurement.row(self.run.path)
+                           if measurement and measurement.record["status"] == "ok" else None)
                     return calibration.Step.from_row(rate, row, spec.p99_ms)
 
                 cpu = calibration.cpu_cost(step(spec.cpu_rate, label="cpu",
@@ -650,9 +655,10 @@ class Bench:
                                                 "down_s": spec.down_s})
                 finally:
                     probe.stop()
-                folder = self.run.path / "raw" / "outage" / variant / "outage-rep1"
-                probe.write(folder / "probe.csv")
-                samples = Measurement(folder, record).samples if record else pd.DataFrame()
+                probe.write(self.run.path / "raw" / "outage" / variant / "outage-rep1" /
+                            "probe.csv")
+                measurement = self.measured(record)
+                samples = measurement.samples if measurement else pd.DataFrame()
                 rows.append(faults.outage_row(variant, clock, probe.rows, record, samples,
                                               group.servers[0].child.alive()))
                 write_csv(self.run.path / "raw" / "outage" / "outage.csv",
@@ -674,20 +680,18 @@ class Bench:
             heavy = calibration.tens(spec.factor * capacity)
             with self.groups("overload", (variant,)) as groups:
                 group = groups.get(variant)
-                records: dict[str, dict[str, Any] | None] = {}
+                if group is None:
+                    self.progress.advance(self.task, 3)
+                    continue
+                measured = {}
                 for label, rate, n, seconds in (("before", calm, users, spec.baseline_s),
                                                 ("overload", heavy, spec.users, spec.duration_s),
                                                 ("after", calm, users, spec.baseline_s)):
-                    if group is None:
-                        self.progress.advance(self.task)
-                        continue
-                    records[label] = self.measure(
+                    measurement = self.measured(self.measure(
                         group, "overload", label, 1, scenario="browse", rate=rate, users=n,
-                        duration=seconds, info={"capacity_rps": capacity, "factor": spec.factor})
-                if group is None:
-                    continue
-                measured = {label: Measurement(self.run.path / r["folder"], r)
-                            for label, r in records.items() if r is not None}
+                        duration=seconds, info={"capacity_rps": capacity, "factor": spec.factor}))
+                    if measurement is not None:
+                        measured[label] = measurement
                 rows.append(faults.overload_row(variant, capacity, heavy, spec.users, measured,
                                                 self.run.path, group.servers[0].child.alive()))
                 write_csv(self.run.path / "raw" / "overload" / "overload.csv",

@@ -8,6 +8,8 @@ For the control and each variant it measures:
 - the primitives alone in a tight loop (`loadtests.primitives`: PyJWT decode per algorithm,
   a redis-py GET to the private Redis, Fernet, a dict lookup);
 - the in-server auth cost, from `Server-Timing`, one request at a time (verify.probe_auth);
+- the server's CPU per request at one common rate for every variant (`cpu_rate`), and the
+  rate its core alone could serve at that cost;
 - the capacity: the highest open-model rate whose measured window has no error, a p99
   under the bound and at least 95% of the rate achieved, found by stepping the rate up by
   `growth` until a step misses (twice in a row), then bisecting between the last pass and
@@ -16,7 +18,7 @@ For the control and each variant it measures:
   generator (the rate not reached while the server had CPU to spare).
 
 It writes calibration.json into the run folder and copies it to results/calibration.json,
-from which `make bench` takes each experiment's rates as fractions of capacity.
+from which `make bench` takes the latency rates as fractions of capacity.
 """
 
 from __future__ import annotations

@@ -113,11 +113,9 @@ def outage_row(variant: str, clock: OutageClock, probe_rows: list[dict[str, Any]
     unavailable = probes[probes["status"] == 503]
     after = probes[(probes["timestamp"] >= ready) & (probes["status"] != 503)
                    & (probes["status"] != 0)]
-    recovered = after["timestamp"].min() + after.loc[after["timestamp"].idxmin(),
-                                                     "latency_ms"] / 1000 if len(after) else None
-    rss = samples.get("server_rss_bytes", pd.Series(dtype=float)).dropna()
-    before = samples[samples["timestamp"] < stopped]["server_rss_bytes"].dropna() \
-        if "server_rss_bytes" in samples else rss
+    # Probes are recorded in order: the first after Redis is back, when its answer came.
+    recovered = (after["timestamp"] + after["latency_ms"] / 1000).iloc[0] if len(after) \
+        else None
     return {
         "variant": variant, "redis_stopped_at": round(stopped, 3),
         "redis_ready_at": round(ready, 3), "down_s": round(ready - stopped, 3),
@@ -134,16 +132,19 @@ def outage_row(variant: str, clock: OutageClock, probe_rows: list[dict[str, Any]
         "recovery_s": round(recovered - ready, 3) if recovered is not None else float("nan"),
         "locust_requests": (record or {}).get("requests", 0),
         "locust_failures": (record or {}).get("failures", 0),
-        "server_rss_before_bytes": int(before.max()) if len(before) else 0,
-        "server_rss_peak_bytes": int(rss.max()) if len(rss) else 0,
+        "server_rss_before_bytes": peak_rss(samples, before=stopped),
+        "server_rss_peak_bytes": peak_rss(samples),
         "server_alive_after": alive,
     }
 
 
-def peak_rss(measurement: Measurement | None) -> int:
-    if measurement is None or "server_rss_bytes" not in measurement.samples:
+def peak_rss(samples: pd.DataFrame, before: float | None = None) -> int:
+    """The server's highest RSS in a measurement's samples (those taken before `before`)."""
+    if "server_rss_bytes" not in samples:
         return 0
-    rss = measurement.samples["server_rss_bytes"].dropna()
+    if before is not None:
+        samples = samples[samples["timestamp"] < before]
+    rss = samples["server_rss_bytes"].dropna()
     return int(rss.max()) if len(rss) else 0
 
 
@@ -154,6 +155,9 @@ def overload_row(variant: str, capacity: float, offered: float, users: int,
     rows = {label: m.row(run_path) for label, m in measured.items()}
     heavy = rows.get("overload", {})
 
+    def rss(label: str) -> int:
+        return peak_rss(measured[label].samples) if label in measured else 0
+
     def p99_ms(label: str) -> float:
         return round(float(rows[label]["latency_us_p99"]) / 1000, 3) if label in rows \
             else float("nan")
@@ -162,8 +166,7 @@ def overload_row(variant: str, capacity: float, offered: float, users: int,
         "variant": variant, "capacity_rps": capacity, "offered_rps": offered, "users": users,
         "achieved_rps": round(float(heavy.get("achieved_rps", float("nan"))), 1),
         "requests": heavy.get("requests", 0), "failures": heavy.get("failures", 0),
-        "server_rss_before_bytes": peak_rss(measured.get("before")),
-        "server_rss_peak_bytes": peak_rss(measured.get("overload")),
+        "server_rss_before_bytes": rss("before"), "server_rss_peak_bytes": rss("overload"),
         "p99_before_ms": p99_ms("before"), "p99_overload_ms": p99_ms("overload"),
         "p99_after_ms": p99_ms("after"), "server_alive_after": alive,
     }
