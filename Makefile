@@ -10,7 +10,7 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test lint bench calibrate soak ui report compose fuzz clean-venv
+.PHONY: setup test test-fast lint bench calibrate soak ui report compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +23,12 @@ $(STAMP): pyproject.toml requirements.lock
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The inner loop: everything but the tests marked slow (real benches, Locust runs, the
+# fuzzer), in under a minute here.
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow"
 
 # The main job: PROFILE=smoke|quick|full or a path to your own profile .toml.
 # Latency rates come from results/calibration.json when `make calibrate` made one here;

@@ -15,20 +15,14 @@ import pandas as pd
 from analysis.load import Run, merged
 from analysis.summary import memory_fits
 
-VARIANT_ORDER = ("none", "session-memory", "session-redis", "session-cookie", "jwt-hs256",
-                 "jwt-rs256", "jwt-es256", "jwt-eddsa", "jwt-hs256-revocable")
 _PALETTE = plt.get_cmap("tab10").colors
-COLOURS = {v: _PALETTE[i % len(_PALETTE)] for i, v in enumerate(VARIANT_ORDER)}
 EXTRAPOLATE_TO = (1e6, 1e7, 1e8)
 
 
-def colour(variant: str) -> Any:
-    return COLOURS.get(variant, "grey")
-
-
-def ordered(variants: Any) -> list[str]:
-    present = set(variants)
-    return [v for v in VARIANT_ORDER if v in present] + sorted(present - set(VARIANT_ORDER))
+def colour(run: Run, variant: str) -> Any:
+    """One colour per variant, by its place in the run's variant order, in every chart."""
+    index = run.variants.index(variant)
+    return _PALETTE[index % len(_PALETTE)] if index is not None else "grey"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -51,13 +45,13 @@ def memory_vs_sessions(run: Run, path: Path) -> Path:
         _empty(ax, "no population experiment in this run")
         return _save(fig, path)
     fits = memory_fits(run)
-    for variant in ordered(population["variant"]):
+    for variant in run.variants.ordered(population["variant"]):
         rows = population[population["variant"] == variant]
         memory = rows["server_rss_bytes"] + rows["redis_used_memory_bytes"].fillna(0) \
             if "redis_used_memory_bytes" in rows else rows["server_rss_bytes"]
         fit = fits.get(variant, {}).get("total")
         label = f"{variant}: {fit.slope:,.0f} B/session" if fit else variant
-        ax.plot(rows["size"], memory / 2**20, "o-", color=colour(variant), label=label)
+        ax.plot(rows["size"], memory / 2**20, "o-", color=colour(run, variant), label=label)
     ax.set_xscale("log")
     ax.set_xlabel("live sessions (denylisted token ids for jwt-hs256-revocable; "
                   "users for stateless variants)")
@@ -68,17 +62,17 @@ def memory_vs_sessions(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
-def latency_vs_rate(curve: pd.DataFrame, path: Path) -> Path:
+def latency_vs_rate(run: Run, curve: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, 4, figsize=(14, 4.2), sharex=True)
     if curve.empty:
         _empty(axes[0], "no latency experiment in this run")
         return _save(fig, path)
     for ax, p in zip(axes, ("p50", "p90", "p99", "p99.9"), strict=True):
-        for variant in ordered(curve["variant"]):
+        for variant in run.variants.ordered(curve["variant"]):
             rows = curve[curve["variant"] == variant].sort_values("target_rps")
             yerr = [rows[f"{p}_ms"] - rows[f"{p}_ms_low"], rows[f"{p}_ms_high"] - rows[f"{p}_ms"]]
             ax.errorbar(rows["target_rps"], rows[f"{p}_ms"], yerr=yerr, marker="o",
-                        capsize=3, color=colour(variant), label=variant)
+                        capsize=3, color=colour(run, variant), label=variant)
         ax.set_title(f"{p} latency")
         ax.set_xlabel("target rate (requests/s)")
         ax.set_ylabel("ms")
@@ -95,16 +89,16 @@ def auth_cost(run: Run, path: Path) -> Path:
     if not measurements:
         _empty(ax, "no latency experiment in this run")
         return _save(fig, path)
-    lowest = min(m.record["target_rps"] for m in measurements)
+    lowest = min(m.record.target_rps for m in measurements)
     percentiles = np.array([1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9])
-    for variant in ordered({m.record["variant"] for m in measurements}):
+    for variant in run.variants.ordered({m.record.variant for m in measurements}):
         histogram = merged([m.histogram("auth") for m in measurements
-                            if m.record["variant"] == variant
-                            and m.record["target_rps"] == lowest])
+                            if m.record.variant == variant
+                            and m.record.target_rps == lowest])
         if histogram is None:
             continue
         values = [histogram.get_value_at_percentile(p) for p in percentiles]
-        ax.plot(range(len(percentiles)), values, "o-", color=colour(variant), label=variant)
+        ax.plot(range(len(percentiles)), values, "o-", color=colour(run, variant), label=variant)
     ax.set_xticks(range(len(percentiles)), [f"p{p:g}" for p in percentiles])
     ax.set_yscale("log")
     ax.set_ylabel("server auth time per request (µs)")
@@ -114,14 +108,14 @@ def auth_cost(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
-def throughput(curve: pd.DataFrame, path: Path) -> Path:
+def throughput(run: Run, curve: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
     if curve.empty:
         _empty(ax, "no latency experiment in this run")
         return _save(fig, path)
-    for variant in ordered(curve["variant"]):
+    for variant in run.variants.ordered(curve["variant"]):
         rows = curve[curve["variant"] == variant].sort_values("target_rps")
-        ax.plot(rows["target_rps"], rows["achieved_rps"], "o-", color=colour(variant),
+        ax.plot(rows["target_rps"], rows["achieved_rps"], "o-", color=colour(run, variant),
                 label=variant)
         bound = rows[rows["generator_bound"]]
         ax.scatter(bound["target_rps"], bound["achieved_rps"], marker="x", s=120,
@@ -142,9 +136,9 @@ def wire_bytes(run: Run, path: Path, requests_per_day: float) -> Path:
     if wire.empty:
         _empty(ax, "no wire figures in this run")
         return _save(fig, path)
-    variants = ordered(wire["variant"])
+    variants = run.variants.ordered(wire["variant"])
     values = [int(wire.set_index("variant").loc[v, "header_bytes"]) for v in variants]
-    bars = ax.bar(variants, values, color=[colour(v) for v in variants])
+    bars = ax.bar(variants, values, color=[colour(run, v) for v in variants])
     for bar, value in zip(bars, values, strict=True):
         per_day = value * requests_per_day / 1e9
         ax.annotate(f"{value} B\n{per_day:,.1f} GB/day", (bar.get_x() + bar.get_width() / 2,
@@ -167,12 +161,12 @@ def replicas(run: Run, path: Path) -> Path:
     rows = rows.assign(failure_rate=rows["failures"] / rows["requests"].clip(lower=1),
                        p99_ms=rows["latency_us_p99"] / 1000)
     grouped = rows.groupby(["variant", "routing"])[["failure_rate", "p99_ms"]].median()
-    variants = ordered(rows["variant"])
+    variants = run.variants.ordered(rows["variant"])
     x = np.arange(len(variants))
     for offset, routing, hatch in ((-0.2, "random", ""), (0.2, "sticky", "//")):
         for ax, column in ((left, "failure_rate"), (right, "p99_ms")):
             values = [grouped[column].get((v, routing), np.nan) for v in variants]
-            ax.bar(x + offset, values, width=0.4, color=[colour(v) for v in variants],
+            ax.bar(x + offset, values, width=0.4, color=[colour(run, v) for v in variants],
                    hatch=hatch, edgecolor="black", label=routing)
     left.set_ylabel("share of requests failed")
     left.set_title("Replicas: failures, random vs sticky (hatched) routing")
@@ -191,7 +185,7 @@ def revocation(run: Run, path: Path) -> Path:
     if observed.empty:
         _empty(ax, "no revocation experiment in this run")
         return _save(fig, path)
-    variants = ordered(observed["variant"])
+    variants = run.variants.ordered(observed["variant"])
     for i, variant in enumerate(variants):
         rows = observed[observed["variant"] == variant]
         refused = rows["refused_after_s"].dropna()
@@ -201,7 +195,7 @@ def revocation(run: Run, path: Path) -> Path:
         else:
             value, text = float(rows["window_s"].max()) * 1000, (
                 f"still accepted after {rows['window_s'].max():g} s (until the token expires)")
-        ax.barh(i, value, color=colour(variant))
+        ax.barh(i, value, color=colour(run, variant))
         ax.annotate(text, (value, i), va="center", fontsize=8, xytext=(4, 0),
                     textcoords="offset points")
     ax.set_yticks(range(len(variants)), variants)
@@ -220,12 +214,12 @@ def over_time(run: Run, path: Path) -> Path:
         _empty(top, "no samples in this run")
         bottom.set_axis_off()
         return _save(fig, path)
-    for variant in ordered(samples["variant"]):
+    for variant in run.variants.ordered(samples["variant"]):
         rows = samples[(samples["variant"] == variant) & (samples["replica"] == 0)]
         for _, one in rows.groupby(["label", "repetition"]):
-            top.plot(one["t"], one["server_rss_bytes"] / 2**20, color=colour(variant),
+            top.plot(one["t"], one["server_rss_bytes"] / 2**20, color=colour(run, variant),
                      alpha=0.6)
-        top.plot([], [], color=colour(variant), label=variant)
+        top.plot([], [], color=colour(run, variant), label=variant)
     for m in run.measurements("latency"):
         history = m.path("stats_history.csv")
         if not history.exists():
@@ -234,7 +228,7 @@ def over_time(run: Run, path: Path) -> Path:
         frame = frame[frame["Name"] == "Aggregated"].copy()
         frame["50%"] = pd.to_numeric(frame["50%"], errors="coerce")
         bottom.plot(frame["Timestamp"] - m.window[0], frame["50%"],
-                    color=colour(m.record["variant"]), alpha=0.5)
+                    color=colour(run, m.record.variant), alpha=0.5)
     for ax in (top, bottom):
         ax.axvline(0, color="black", linestyle=":", linewidth=1)
         ax.grid(True, alpha=0.3)
@@ -250,9 +244,9 @@ def all_charts(run: Run, curve: pd.DataFrame, out: Path, requests_per_day: float
                ) -> dict[str, Path]:
     return {
         "memory": memory_vs_sessions(run, out / "memory_vs_sessions.png"),
-        "latency": latency_vs_rate(curve, out / "latency_vs_rate.png"),
+        "latency": latency_vs_rate(run, curve, out / "latency_vs_rate.png"),
         "auth": auth_cost(run, out / "auth_cost.png"),
-        "throughput": throughput(curve, out / "throughput.png"),
+        "throughput": throughput(run, curve, out / "throughput.png"),
         "wire": wire_bytes(run, out / "wire_bytes.png", requests_per_day),
         "replicas": replicas(run, out / "replicas.png"),
         "revocation": revocation(run, out / "revocation.png"),

@@ -1,12 +1,14 @@
 """Read a run folder (as `make bench` writes it) into tidy pandas DataFrames.
 
-The one place that knows the run folder's layout. Pure reading: nothing here writes.
+The one place that knows the run folder's layout, and the shape of the measurement record
+the runner writes beside each measurement (`MeasurementRecord`). Pure reading: nothing
+here writes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# Runs made before manifests recorded their variants' facts get these.
+LEGACY_VARIANTS = Path(__file__).with_name("legacy_variants.json")
 # The requests that are "a protected read": what latency figures are about.
 WRITE_REQUESTS = ("POST /login", "POST /logout")
 
@@ -42,12 +46,69 @@ def percentiles_us(histogram: HdrHistogram | None) -> dict[str, float]:
     return {f"p{p:g}": float(histogram.get_value_at_percentile(p)) for p in PERCENTILES}
 
 
+def peak_rss(samples: pd.DataFrame, before: float | None = None) -> int:
+    """The server's highest RSS in a measurement's samples (those taken before `before`)."""
+    if "server_rss_bytes" not in samples:
+        return 0
+    if before is not None:
+        samples = samples[samples["timestamp"] < before]
+    rss = samples["server_rss_bytes"].dropna()
+    return int(rss.max()) if len(rss) else 0
+
+
+@dataclass
+class MeasurementRecord:
+    """What was asked of one measurement and how it went: its `measurement.json`.
+
+    Stored flat: the experiment's own details (`info`: population size, routing, ...) sit
+    beside the common fields, as every run so far has written them.
+    """
+
+    experiment: str
+    variant: str
+    label: str
+    repetition: int
+    scenario: str = ""
+    target_rps: float = 0.0
+    rate_model: str = ""
+    users: int = 0
+    warmup_s: float = 0.0
+    duration_s: float = 0.0
+    hosts: list[str] = field(default_factory=list)
+    pinning: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""
+    folder: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    ended_at: str | None = None
+    locust_exit_code: int | None = None
+    error: str | None = None
+    requests: int = 0
+    failures: int = 0
+    # "running" until Locust's final results are read: "ok", or "failed".
+    status: str = "running"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MeasurementRecord:
+        known = {f.name for f in fields(cls)} - {"info"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   info={k: v for k, v in data.items() if k not in known})
+
+    def as_dict(self) -> dict[str, Any]:
+        flat = asdict(self)
+        info = flat.pop("info")
+        return {**{k: v for k, v in flat.items() if v is not None}, **info}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
 @dataclass
 class Measurement:
     """One Locust run of a run folder: its record and its raw files."""
 
     folder: Path
-    record: dict[str, Any]
+    record: MeasurementRecord
 
     def path(self, suffix: str) -> Path:
         return self.folder / f"locust_{suffix}"
@@ -115,11 +176,11 @@ class Measurement:
         total = all_requests.get_total_count() if all_requests is not None else 0
         generator = self.generator_cpu
         row = {
-            "experiment": record["experiment"], "variant": record["variant"],
-            "label": record["label"], "repetition": record["repetition"],
-            "status": record.get("status"), "target_rps": record.get("target_rps"),
-            "population": record.get("population"), "routing": record.get("routing"),
-            "requests": record.get("requests", 0), "failures": record.get("failures", 0),
+            "experiment": record.experiment, "variant": record.variant,
+            "label": record.label, "repetition": record.repetition,
+            "status": record.status, "target_rps": record.target_rps,
+            "population": record.info.get("population"), "routing": record.info.get("routing"),
+            "requests": record.requests, "failures": record.failures,
             "measured_requests": count,
             "achieved_rps": total / seconds if seconds and seconds > 0 else np.nan,
             "window_s": seconds,
@@ -137,6 +198,43 @@ class Measurement:
         return row
 
 
+class Variants:
+    """The facts of a run's variants (manifest.json's `variants`, written by the runner from
+    its variant registry), in the order reports list them."""
+
+    def __init__(self, facts: dict[str, dict[str, Any]]) -> None:
+        self.facts = facts
+        self.order = tuple(facts)
+
+    def ordered(self, names: Any) -> list[str]:
+        """`names` in report order, any the run does not describe last, alphabetically."""
+        present = set(names)
+        return [v for v in self.order if v in present] + sorted(present - set(self.order))
+
+    def index(self, name: str) -> int | None:
+        return self.order.index(name) if name in self.facts else None
+
+    def where(self, **wanted: Any) -> tuple[str, ...]:
+        """The variants whose facts have all these values."""
+        return tuple(v for v, f in self.facts.items()
+                     if all(f.get(k) == value for k, value in wanted.items()))
+
+    @property
+    def server_sessions(self) -> tuple[str, ...]:
+        """The claim's "sessions in server memory": a session kept in the process or Redis."""
+        return tuple(v for v, f in self.facts.items() if f["state"] in ("process", "redis"))
+
+    @property
+    def stateless_tokens(self) -> tuple[str, ...]:
+        """The claim's tokens: a bearer token with nothing kept server-side."""
+        return self.where(credential="bearer", state="client", denylist="none")
+
+    def primitives(self, name: str) -> tuple[list[str], list[str]]:
+        """The primitives the variant's auth path runs, then those shown for reference."""
+        f = self.facts.get(name, {})
+        return list(f.get("primitives", ())), list(f.get("reference_primitives", ()))
+
+
 class Run:
     """A run folder: manifest, measurements and the experiment-wide raw files."""
 
@@ -150,6 +248,13 @@ class Run:
         return json.loads((self.path / "manifest.json").read_text())  # type: ignore[no-any-return]
 
     @cached_property
+    def variants(self) -> Variants:
+        facts = self.manifest.get("variants")
+        if facts is None:
+            facts = json.loads(LEGACY_VARIANTS.read_text())["variants"]
+        return Variants(facts)
+
+    @cached_property
     def verify(self) -> dict[str, Any]:
         path = self.path / "verify.json"
         return json.loads(path.read_text()) if path.exists() else {}
@@ -158,12 +263,13 @@ class Run:
     def measurement_list(self) -> list[Measurement]:
         found = []
         for path in sorted(self.path.glob("raw/*/*/*/measurement.json")):
-            found.append(Measurement(path.parent, json.loads(path.read_text())))
+            found.append(Measurement(path.parent,
+                                     MeasurementRecord.from_dict(json.loads(path.read_text()))))
         return found
 
     def measurements(self, experiment: str | None = None) -> list[Measurement]:
         return [m for m in self.measurement_list
-                if experiment is None or m.record["experiment"] == experiment]
+                if experiment is None or m.record.experiment == experiment]
 
     @cached_property
     def table(self) -> pd.DataFrame:
@@ -189,7 +295,7 @@ class Run:
             path = m.path("revocation.csv")
             if path.exists() and path.stat().st_size:
                 frame = pd.read_csv(path)
-                frame["repetition"] = m.record["repetition"]
+                frame["repetition"] = m.record.repetition
                 frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -199,8 +305,8 @@ class Run:
             frame = m.samples.copy()
             if frame.empty:
                 continue
-            frame["label"] = m.record["label"]
-            frame["repetition"] = m.record["repetition"]
+            frame["label"] = m.record.label
+            frame["repetition"] = m.record.repetition
             frame["t"] = frame["timestamp"] - m.window[0]
             frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,22 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.charts import EXTRAPOLATE_TO, ordered
+from analysis.charts import EXTRAPOLATE_TO
 from analysis.load import Run
-
-# Which primitive is each variant's own (for "where the microseconds go").
-# Per variant: the primitives its auth path runs (their costs add up to the ratio's
-# denominator), then any shown for reference only (the bare signature check).
-PRIMITIVE_OF: dict[str, tuple[list[str], list[str]]] = {
-    "session-memory": (["dict lookup (10^4 sessions)"], []),
-    "session-redis": (["redis-py GET round trip"], []),
-    "session-cookie": (["Fernet decrypt"], []),
-    "jwt-hs256": (["PyJWT decode HS256"], ["HMAC-SHA256 alone"]),
-    "jwt-rs256": (["PyJWT decode RS256"], ["RS256 signature verify alone"]),
-    "jwt-es256": (["PyJWT decode ES256"], ["ES256 signature verify alone"]),
-    "jwt-eddsa": (["PyJWT decode EdDSA"], ["EdDSA signature verify alone"]),
-    "jwt-hs256-revocable": (["PyJWT decode HS256", "redis-py EXISTS round trip"], []),
-}
 
 
 @dataclass
@@ -52,7 +38,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                  requests_per_day: float) -> list[Block]:
     manifest = run.manifest
     figures = summary["variants"]
-    variants = ordered(figures)
+    variants = run.variants.ordered(figures)
     verdict = summary["verdict"]
     blocks = [Block("h1", f"authscale report: run {manifest.get('run_id')}")]
     blocks.append(Block("quote", "“" + verdict["claim"] + "”"))
@@ -124,7 +110,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     rows = []
     for v in variants:
         f = figures[v]
-        runs, shown = PRIMITIVE_OF.get(v, ([], []))
+        runs, shown = run.variants.primitives(v)
         costs = [(n, prims[n]) for n in runs + shown if n in prims]
         primary = sum(prims[n] for n in runs) if runs and all(n in prims for n in runs) \
             else None

@@ -8,16 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import Run
+from analysis.load import Run, Variants
 from analysis.stats import Estimate, LinearFit, linear_fit, median_interval
 
 CLAIM = ("token based authentication scales better than that of a session because tokens "
          "are stored on the client side while session makes use of the server memory so it "
          "might become an issue when there is a large number of users using the system at "
          "once.")
-SERVER_SESSIONS = ("session-memory", "session-redis")
-STATELESS_TOKENS = ("jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa")
-REVOKING = ("session-memory", "session-redis", "jwt-hs256-revocable")
 GENERATOR_CPU_LIMIT = 90.0
 RATE_SHORTFALL = 0.95
 
@@ -167,14 +164,16 @@ def _interval(figures: dict[str, dict[str, Any]], variant: str, key: str) -> Est
     return Estimate(f[key], low, high, f.get(f"{key}_coverage", 0.0), 0)
 
 
-def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None) -> dict[str, Any]:
+def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
+            variants: Variants) -> dict[str, Any]:
     """One row per axis, each with the measured numbers and whether the claim holds there."""
     axes: list[dict[str, Any]] = []
+    sessions_group, tokens_group = variants.server_sessions, variants.stateless_tokens
 
     # 1. Memory per live user.
-    sessions = [(v, figures[v]["bytes_per_session"]) for v in SERVER_SESSIONS
+    sessions = [(v, figures[v]["bytes_per_session"]) for v in sessions_group
                 if figures.get(v, {}).get("bytes_per_session") is not None]
-    tokens = [(v, figures[v]["bytes_per_session"]) for v in STATELESS_TOKENS
+    tokens = [(v, figures[v]["bytes_per_session"]) for v in tokens_group
               if figures.get(v, {}).get("bytes_per_session") is not None]
     if sessions and tokens:
         worst_session = max(sessions, key=lambda i: i[1])
@@ -190,15 +189,16 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None) -> dic
                      "tokens": _fmt(tokens, "{:.0f} B"), "holds": holds, "detail": detail})
 
     # 2. CPU per request (the server's own auth time).
-    axes.append(_compare_axis(figures, "CPU per request (server auth time, p50)",
+    axes.append(_compare_axis(figures, variants, "CPU per request (server auth time, p50)",
                               "auth_us_p50", "{:.1f} µs", lower_is_better=True))
     # 3. Latency at equal load.
-    axes.append(_compare_axis(figures, "latency at equal load (p99 at the highest rate)",
+    axes.append(_compare_axis(figures, variants,
+                              "latency at equal load (p99 at the highest rate)",
                               "latency_ms_p99", "{:.2f} ms", lower_is_better=True))
     # 4. Bytes on the wire.
-    s_bytes = [(v, figures[v]["header_bytes"]) for v in SERVER_SESSIONS
+    s_bytes = [(v, figures[v]["header_bytes"]) for v in sessions_group
                if figures.get(v, {}).get("header_bytes") is not None]
-    t_bytes = [(v, figures[v]["header_bytes"]) for v in STATELESS_TOKENS
+    t_bytes = [(v, figures[v]["header_bytes"]) for v in tokens_group
                if figures.get(v, {}).get("header_bytes") is not None]
     if s_bytes and t_bytes:
         largest_token, smallest_cookie = max(b for _, b in t_bytes), min(b for _, b in s_bytes)
@@ -213,14 +213,14 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None) -> dic
     if random_rates:
         mem = random_rates.get("session-memory")
         shared = random_rates.get("session-redis")
-        tok = [random_rates[v] for v in STATELESS_TOKENS if v in random_rates]
+        tok = [random_rates[v] for v in tokens_group if v in random_rates]
         holds = ("only without a shared store" if mem is not None and mem > 0.05 and
                  (shared is None or shared < 0.01) else ("yes" if mem and mem > 0.05 else "no"))
         axes.append({"axis": "scaling out without sticky routing",
                      "sessions": _fmt([(v, r) for v, r in random_rates.items()
-                                       if v in SERVER_SESSIONS], "{:.0%} failed"),
+                                       if v in sessions_group], "{:.0%} failed"),
                      "tokens": _fmt([(v, r) for v, r in random_rates.items()
-                                     if v in STATELESS_TOKENS], "{:.0%} failed"),
+                                     if v in tokens_group], "{:.0%} failed"),
                      "holds": holds,
                      "detail": (f"in-memory sessions fail {mem:.0%} of requests on random "
                                 "replicas" if mem is not None else "")
@@ -232,13 +232,13 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None) -> dic
     if revokes:
         words = {True: "revokes", False: "still accepted"}
         others = [f"{v} {words[r]}" for v, r in revokes.items()
-                  if v not in SERVER_SESSIONS + STATELESS_TOKENS]
+                  if v not in sessions_group + tokens_group]
         axes.append({"axis": "logout (revocation)",
                      "sessions": _fmt([(v, words[r]) for v, r in revokes.items()
-                                       if v in SERVER_SESSIONS], "{}"),
+                                       if v in sessions_group], "{}"),
                      "tokens": _fmt([(v, words[r]) for v, r in revokes.items()
-                                     if v in STATELESS_TOKENS], "{}"),
-                     "holds": "no" if any(revokes.get(v) is False for v in STATELESS_TOKENS)
+                                     if v in tokens_group], "{}"),
+                     "holds": "no" if any(revokes.get(v) is False for v in tokens_group)
                      else "n/a",
                      "detail": "stateless tokens keep working after logout until they expire; "
                                "revoking them needs server-side state again"
@@ -251,10 +251,11 @@ def _fmt(items: list[tuple[str, Any]], pattern: str) -> str:
     return ", ".join(f"{v}: {pattern.format(x)}" for v, x in items)
 
 
-def _compare_axis(figures: dict[str, dict[str, Any]], axis: str, key: str, pattern: str,
-                  lower_is_better: bool) -> dict[str, Any] | None:
-    best_session = _best(figures, SERVER_SESSIONS, key)
-    best_token = _best(figures, STATELESS_TOKENS, key)
+def _compare_axis(figures: dict[str, dict[str, Any]], variants: Variants, axis: str, key: str,
+                  pattern: str, lower_is_better: bool) -> dict[str, Any] | None:
+    sessions_group, tokens_group = variants.server_sessions, variants.stateless_tokens
+    best_session = _best(figures, sessions_group, key)
+    best_token = _best(figures, tokens_group, key)
     if best_session is None or best_token is None:
         return None
     s = _interval(figures, best_session[0], key)
@@ -277,9 +278,9 @@ def _compare_axis(figures: dict[str, dict[str, Any]], axis: str, key: str, patte
         holds = "no"
         detail = (f"{best_session[0]} {pattern.format(best_session[1])} vs {best_token[0]} "
                   f"{pattern.format(best_token[1])}: the session is cheaper")
-    sessions = [(v, figures[v][key]) for v in SERVER_SESSIONS if figures.get(v, {}).get(key)
+    sessions = [(v, figures[v][key]) for v in sessions_group if figures.get(v, {}).get(key)
                 is not None]
-    tokens = [(v, figures[v][key]) for v in STATELESS_TOKENS if figures.get(v, {}).get(key)
+    tokens = [(v, figures[v][key]) for v in tokens_group if figures.get(v, {}).get(key)
               is not None]
     return {"axis": axis, "sessions": _fmt(sessions, pattern), "tokens": _fmt(tokens, pattern),
             "holds": holds, "detail": detail}
@@ -327,5 +328,5 @@ def summarize(run: Run) -> dict[str, Any]:
         "profile": run.manifest.get("profile"),
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
-        "verdict": verdict(figures, memory),
+        "verdict": verdict(figures, memory, run.variants),
     })

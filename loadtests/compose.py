@@ -14,9 +14,9 @@ import json
 import sys
 from typing import Any
 
-from loadtests.processes import REPO_ROOT, locust_command, server_command
-from loadtests.profile import load_profile
-from servers.settings import ENV_ADMIN_TOKEN, ENV_COOKIE_KEY, ENV_JWT_KEY, REDIS_VARIANTS, VARIANTS
+from loadtests.experiments import load_profile
+from loadtests.runner.processes import REPO_ROOT, locust_command, server_command
+from servers.variants.registry import ENV_ADMIN_TOKEN, NAMES, variant
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SERVER_PORT = 8000
@@ -35,31 +35,33 @@ def service_name(variant: str) -> str:
     return f"server-{variant}"
 
 
-def secrets_for(variant: str) -> dict[str, str]:
+def secrets_for(name: str) -> dict[str, str]:
     """Secrets come from the environment (or an .env file), never from this file; empty
-    means generated at start-up, fine for one server (replicas must share theirs)."""
-    env = {ENV_ADMIN_TOKEN: "${AUTHSCALE_ADMIN_TOKEN:-}"}
-    if variant == "session-cookie":
-        env[ENV_COOKIE_KEY] = "${AUTHSCALE_COOKIE_KEY:-}"
-    elif variant in ("jwt-hs256", "jwt-hs256-revocable"):
-        env[ENV_JWT_KEY] = "${AUTHSCALE_JWT_KEY:-}"
+    means generated at start-up, fine for one server (replicas must share theirs). A
+    private key goes in a file, which this file does not mount: those variants generate
+    theirs."""
+    env = {ENV_ADMIN_TOKEN: f"${{{ENV_ADMIN_TOKEN}:-}}"}
+    spec = variant(name)
+    if spec.secret_env is not None and spec.secret != "jwt_private_key":
+        env[spec.secret_env] = f"${{{spec.secret_env}:-}}"
     return env
 
 
-def server_service(variant: str, login_users: int) -> dict[str, Any]:
-    command = server_command(variant, SERVER_PORT, REDIS_URL if variant in REDIS_VARIANTS
-                             else None, extra=("--users", str(login_users)), host="0.0.0.0",
+def server_service(name: str, login_users: int) -> dict[str, Any]:
+    needs_redis = variant(name).needs_redis
+    command = server_command(name, SERVER_PORT, REDIS_URL if needs_redis else None,
+                             extra=("--users", str(login_users)), host="0.0.0.0",
                              python="python")
     service: dict[str, Any] = {
         "build": ".",
         "image": "authscale:latest",
         "command": command,
-        "environment": secrets_for(variant),
+        "environment": secrets_for(name),
         "healthcheck": {"test": ["CMD-SHELL", HEALTHZ], "interval": "2s", "timeout": "2s",
                         "retries": 15},
         **SERVER_LIMITS,
     }
-    if variant in REDIS_VARIANTS:
+    if needs_redis:
         service["depends_on"] = {"redis": {"condition": "service_healthy"}}
     return service
 
@@ -67,12 +69,12 @@ def server_service(variant: str, login_users: int) -> dict[str, Any]:
 def compose_document() -> dict[str, Any]:
     profile = load_profile("quick")
     target = service_name("session-redis")
-    locust_env = {"AUTHSCALE_LOAD_HOSTS": ",".join(service_name(v) for v in VARIANTS)}
+    locust_env = {"AUTHSCALE_LOAD_HOSTS": ",".join(service_name(v) for v in NAMES)}
     master = locust_command(f"http://{target}:{SERVER_PORT}", headless=False,
-                            python="python", locustfile="loadtests/locustfile.py",
+                            python="python", locustfile="loadtests/swarm/locustfile.py",
                             extra=["--login-users", str(profile.login_users), "--master",
                                    "--class-picker", "--web-host", "0.0.0.0"])
-    worker = ["python", "-m", "locust", "-f", "loadtests/locustfile.py", "--worker",
+    worker = ["python", "-m", "locust", "-f", "loadtests/swarm/locustfile.py", "--worker",
               "--master-host", "locust-master"]
     services: dict[str, Any] = {
         "redis": {
@@ -83,7 +85,7 @@ def compose_document() -> dict[str, Any]:
                             "timeout": "2s", "retries": 15},
             **REDIS_LIMITS,
         },
-        **{service_name(v): server_service(v, profile.login_users) for v in VARIANTS},
+        **{service_name(v): server_service(v, profile.login_users) for v in NAMES},
         "locust-master": {
             "image": "authscale:latest",
             "build": ".",

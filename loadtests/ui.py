@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from loadtests.processes import (
+from loadtests.runner.processes import (
     REPO_ROOT,
     Child,
     ProcessError,
@@ -23,12 +23,12 @@ from loadtests.processes import (
     start_server,
     wait_until,
 )
-from servers.settings import REDIS_VARIANTS, VARIANTS
+from servers.variants.registry import NAMES, variant
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make ui", description=__doc__)
-    parser.add_argument("--variant", choices=VARIANTS, default="session-redis")
+    parser.add_argument("--variant", choices=NAMES, default="session-redis")
     parser.add_argument("--web-port", type=int, default=8089)
     parser.add_argument("--processes", type=int, default=1,
                         help="local Locust worker processes")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        if args.variant in REDIS_VARIANTS:
+        if variant(args.variant).needs_redis:
             redis = start_redis(log_dir=out_dir)
         server = start_server(args.variant, redis_url=redis.url if redis else None,
                               log_dir=out_dir)

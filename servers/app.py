@@ -18,7 +18,8 @@ from servers.metrics import Metrics
 from servers.redis_client import create_redis
 from servers.settings import Settings
 from servers.users import UserTable
-from servers.variants import AuthVariant, Identity, StoreUnavailable, build_variant
+from servers.variants import registry
+from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 
 log = logging.getLogger("authscale.server")
 
@@ -167,13 +168,13 @@ def create_app(settings: Settings, redis: aioredis.Redis | None = None) -> web.A
     """The app for settings.auth; a Redis client is made from settings unless injected."""
     if settings.needs_redis and redis is None:
         redis = create_redis(settings.redis_url, settings.redis_timeout)
-    variant = build_variant(settings, redis if settings.needs_redis else None)
+    variant = registry.build_variant(settings, redis if settings.needs_redis else None)
     # count_requests outermost so it sees the final status json_errors gives.
     app = web.Application(middlewares=[count_requests, json_errors],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[VARIANT] = variant
-    app[METRICS] = Metrics(variant.name, variant.server_state)
+    app[METRICS] = Metrics(settings.auth, registry.variant(settings.auth).keeps_server_state)
     app[USERS] = UserTable(settings.users, settings.password_iterations)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/login", login)

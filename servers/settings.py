@@ -6,31 +6,14 @@ import argparse
 import os
 from dataclasses import dataclass
 
-# The variant table of API.md, in the order reports list them.
-VARIANTS: tuple[str, ...] = (
-    "none",
-    "session-memory",
-    "session-redis",
-    "session-cookie",
-    "jwt-hs256",
-    "jwt-rs256",
-    "jwt-es256",
-    "jwt-eddsa",
-    "jwt-hs256-revocable",
+from servers.variants.registry import (
+    ENV_ADMIN_TOKEN,
+    ENV_COOKIE_KEY,
+    ENV_JWT_KEY,
+    ENV_JWT_KEY_FILE,
+    NAMES,
+    variant,
 )
-REDIS_VARIANTS: frozenset[str] = frozenset({"session-redis", "jwt-hs256-revocable"})
-# Variants whose logout makes the credential unusable at once (API.md's logout row).
-REVOCABLE_VARIANTS: frozenset[str] = frozenset(
-    {"session-memory", "session-redis", "jwt-hs256-revocable"})
-BEARER_VARIANTS: frozenset[str] = frozenset(v for v in VARIANTS if v.startswith("jwt-"))
-
-# Environment variables that carry secrets, so they never appear in `ps` output.
-ENV_JWT_KEY = "AUTHSCALE_JWT_KEY"
-ENV_JWT_KEY_FILE = "AUTHSCALE_JWT_KEY_FILE"
-ENV_COOKIE_KEY = "AUTHSCALE_COOKIE_KEY"
-ENV_ADMIN_TOKEN = "AUTHSCALE_ADMIN_TOKEN"
-# The session variants' cookie; the load generator presents it.
-SESSION_COOKIE = "authscale_session"
 
 
 @dataclass(frozen=True)
@@ -51,12 +34,11 @@ class Settings:
     jwt_key: bytes | None = None
     # Fernet key for session-cookie; generated at start-up when None.
     cookie_key: str | None = None
-    # Per-command Redis budget: the 503 must come well within API.md's 1 s.
+    # Per-command Redis budget: the 503 must come well within the contract's 1 s (docs/api.md).
     redis_timeout: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.auth not in VARIANTS:
-            raise ValueError(f"unknown variant {self.auth!r}; choose one of {', '.join(VARIANTS)}")
+        variant(self.auth)  # a ValueError naming the variants for any other name
         for name in ("users", "session_ttl", "token_ttl", "password_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
@@ -67,16 +49,16 @@ class Settings:
 
     @property
     def needs_redis(self) -> bool:
-        return self.auth in REDIS_VARIANTS
+        return variant(self.auth).needs_redis
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m servers",
-        description="Run one authscale server variant (see shared API.md).",
+        description="Run one authscale server variant (see docs/api.md).",
     )
-    parser.add_argument("--auth", required=True, choices=VARIANTS, metavar="VARIANT",
-                        help="authentication variant: " + ", ".join(VARIANTS))
+    parser.add_argument("--auth", required=True, choices=NAMES, metavar="VARIANT",
+                        help="authentication variant: " + ", ".join(NAMES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
-from http.cookies import SimpleCookie
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from loadtests.processes import RedisHandle, start_redis
+from loadtests.runner.processes import RedisHandle, start_redis
+from loadtests.swarm.credentials import Credential, from_login
 from servers.app import create_app
-from servers.settings import REDIS_VARIANTS, Settings
+from servers.settings import Settings
+from servers.variants.registry import ENV_ADMIN_TOKEN, ENV_COOKIE_KEY, ENV_JWT_KEY, REGISTRY
+from servers.variants.registry import ENV_JWT_KEY_FILE as ENV_KEY_FILE
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-SESSION_VARIANTS = ("session-memory", "session-redis", "session-cookie")
-JWT_VARIANTS = ("jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa", "jwt-hs256-revocable")
-REVOCABLE = ("session-memory", "session-redis", "jwt-hs256-revocable")
+SESSION_VARIANTS = tuple(v.name for v in REGISTRY if v.credential == "cookie")
+JWT_VARIANTS = tuple(v.name for v in REGISTRY if v.credential == "bearer")
+REVOCABLE = tuple(v.name for v in REGISTRY if v.logout_revokes)
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No secret or setting from the developer's shell leaks into a test."""
-    for name in ("AUTHSCALE_JWT_KEY", "AUTHSCALE_JWT_KEY_FILE", "AUTHSCALE_COOKIE_KEY",
-                 "AUTHSCALE_ADMIN_TOKEN"):
+    for name in (ENV_JWT_KEY, ENV_KEY_FILE, ENV_COOKIE_KEY, ENV_ADMIN_TOKEN):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -45,41 +46,14 @@ def clean_redis(redis_server: RedisHandle) -> RedisHandle:
     return redis_server
 
 
-@dataclass
-class Credential:
-    """What a client presents after login, as request headers."""
-
-    variant: str
-    value: str | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self.value is None:
-            return {}
-        if self.variant.startswith("jwt-"):
-            return {"Authorization": f"Bearer {self.value}"}
-        return {"Cookie": f"authscale_session={self.value}"}
-
-    def tampered(self) -> Credential:
-        assert self.value
-        middle = len(self.value) // 2
-        flipped = "A" if self.value[middle] != "A" else "B"
-        return Credential(self.variant, self.value[:middle] + flipped + self.value[middle + 1:])
-
-
 async def login(client: TestClient, variant: str, k: int = 1) -> Credential:
+    """Log user<k> in; its credential, parsed as the load generator parses it."""
     resp = await client.post("/login", json={"username": f"user{k}", "password": f"pw-{k}"})
     assert resp.status == 200, await resp.text()
-    body = await resp.json()
-    if variant.startswith("jwt-"):
-        return Credential(variant, body["access_token"])
-    if variant == "none":
-        return Credential(variant, None)
-    cookie = SimpleCookie(resp.headers["Set-Cookie"])["authscale_session"]
-    # Send back what the server set, quotes included, as a browser does.
-    raw = resp.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
-    assert cookie.value
-    return Credential(variant, raw)
+    credential = from_login(variant, f"user{k}", resp.headers.get("Set-Cookie"),
+                            await resp.read())
+    assert credential is not None, f"{variant}'s login answer carried no credential"
+    return credential
 
 
 MakeClient = Callable[..., Awaitable[TestClient]]
@@ -99,6 +73,3 @@ def make_client(aiohttp_client: Any, clean_redis: RedisHandle) -> MakeClient:
 
     return make
 
-
-def needs_redis(variant: str) -> bool:
-    return variant in REDIS_VARIANTS

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from loadtests.processes import REPO_ROOT
+from loadtests.runner.processes import REPO_ROOT
 from servers.settings import Settings, settings_from_args
 
 SECRET_PATTERNS = [

@@ -26,8 +26,6 @@ class AuthVariant(abc.ABC):
     """Issue a credential, authenticate a request, revoke it, count live sessions."""
 
     name: str
-    # Whether the variant keeps per-session state on the server (the live-sessions gauge).
-    server_state: bool = False
     # Extra headers on a 401 (JWT variants send WWW-Authenticate: Bearer).
     challenge: dict[str, str] = {}  # noqa: RUF012 - never mutated, overridden per class
 

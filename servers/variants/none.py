@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from servers.jsonutil import json_response
@@ -12,6 +14,9 @@ ANONYMOUS = Identity("anonymous")
 
 class NoAuth(AuthVariant):
     name = "none"
+
+    def __init__(self, settings: Any, redis: Any = None) -> None:
+        pass
 
     async def issue(self, request: web.Request, user: str) -> web.Response:
         return json_response({"user": user})

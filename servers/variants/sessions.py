@@ -24,9 +24,10 @@ from cryptography.fernet import Fernet
 from redis import RedisError
 
 from servers.jsonutil import dumps, json_response
-from servers.settings import SESSION_COOKIE, Settings
+from servers.settings import Settings
 from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 from servers.variants.expiry_index import ExpiryIndex
+from servers.variants.registry import SESSION_COOKIE
 
 
 def new_session_id() -> str:
@@ -233,10 +234,9 @@ class SessionVariant(AuthVariant):
 
 class SessionMemory(SessionVariant):
     name = "session-memory"
-    server_state = True
     SWEEP_INTERVAL = 1.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None) -> None:
         self.memory = MemoryStorage(**cookie_options(settings))
         super().__init__(self.memory)
 
@@ -262,7 +262,6 @@ class SessionMemory(SessionVariant):
 
 class SessionRedis(SessionVariant):
     name = "session-redis"
-    server_state = True
 
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.redis_storage = RedisSessionStorage(redis, **cookie_options(settings))
@@ -279,7 +278,7 @@ class SessionRedis(SessionVariant):
 class SessionCookie(SessionVariant):
     name = "session-cookie"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None) -> None:
         # EncryptedCookieStorage wants the Fernet key as str (or 32 raw bytes).
         key = settings.cookie_key or Fernet.generate_key().decode()
         try:

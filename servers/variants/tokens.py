@@ -18,6 +18,7 @@ from redis import RedisError
 
 from servers.jsonutil import json_response
 from servers.settings import Settings
+from servers.variants import registry
 from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 from servers.variants.expiry_index import ExpiryIndex
 
@@ -31,15 +32,6 @@ MAX_TOKEN_BYTES = 4096
 # spaces) is refused before decoding, because Python's base64 decoder tolerates it and so
 # two different strings would carry one signature.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-ALGORITHM_OF_VARIANT = {
-    "jwt-hs256": "HS256",
-    "jwt-rs256": "RS256",
-    "jwt-es256": "ES256",
-    "jwt-eddsa": "EdDSA",
-    "jwt-hs256-revocable": "HS256",
-}
-
 
 def generate_key(algorithm: str) -> Any:
     if algorithm == "HS256":
@@ -83,9 +75,11 @@ class JwtVariant(AuthVariant):
 
     challenge = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
 
-    def __init__(self, settings: Settings, name: str) -> None:
-        self.name = name
-        self.algorithm = ALGORITHM_OF_VARIANT[name]
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None) -> None:
+        self.name = settings.auth
+        algorithm = registry.variant(settings.auth).algorithm
+        assert algorithm is not None, f"{settings.auth} is not a JWT variant"
+        self.algorithm: str = algorithm
         self.ttl = settings.token_ttl
         key = (load_key(self.algorithm, settings.jwt_key) if settings.jwt_key
                else generate_key(self.algorithm))
@@ -144,11 +138,10 @@ class JwtVariant(AuthVariant):
 class RevocableJwt(JwtVariant):
     """HS256 JWTs plus a Redis denylist of revoked `jti`, each kept only until its `exp`."""
 
-    server_state = True
     PREFIX = "authscale_denylist_"
 
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
-        super().__init__(settings, "jwt-hs256-revocable")
+        super().__init__(settings)
         self.redis = redis
         self.index = ExpiryIndex(redis, "authscale_denylist_live")
 

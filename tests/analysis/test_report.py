@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DATA = Path(__file__).resolve().parent.parent / "data" / "run"
 
 
+@pytest.fixture(scope="module")
+def data_run() -> Run:
+    """The recorded run, read once for the tests that only read it."""
+    return Run(DATA)
+
+
+@pytest.fixture(scope="module")
+def data_summary(data_run: Run) -> dict[str, Any]:
+    return summarize(data_run)
+
+
 @pytest.fixture
 def run_copy(tmp_path: Path) -> Path:
     """A writable copy of the recorded run (the report is written into the run folder)."""
@@ -29,8 +41,8 @@ def run_copy(tmp_path: Path) -> Path:
     return target
 
 
-def test_recorded_run_is_real_and_complete() -> None:
-    run = Run(DATA)
+def test_recorded_run_is_real_and_complete(data_run: Run) -> None:
+    run = data_run
     assert run.manifest["status"] == "complete"
     table = run.table
     assert set(table["experiment"]) == {"latency", "population", "churn", "replicas",
@@ -51,8 +63,8 @@ def test_percentiles_from_histograms_by_hand() -> None:
     assert np.isnan(percentiles_us(None)["p50"])
 
 
-def test_run_percentiles_match_the_raw_histograms() -> None:
-    run = Run(DATA)
+def test_run_percentiles_match_the_raw_histograms(data_run: Run) -> None:
+    run = data_run
     m = run.measurements("latency")[0]
     raw = json.loads((m.folder / "locust_hdr.json").read_text())["histograms"]["GET /me"]
     me = HdrHistogram.decode(raw["latency"].encode())
@@ -68,8 +80,8 @@ def raw_items(folder: Path) -> str:
         "latency"]
 
 
-def test_bytes_per_session_is_the_least_squares_slope() -> None:
-    run = Run(DATA)
+def test_bytes_per_session_is_the_least_squares_slope(data_run: Run) -> None:
+    run = data_run
     population = run.population
     rows = population[population["variant"] == "session-memory"]
     x = rows["live_sessions"].to_numpy(dtype=float)
@@ -84,8 +96,8 @@ def test_bytes_per_session_is_the_least_squares_slope() -> None:
     assert stateless is not None and abs(stateless.slope) < fit.slope / 4
 
 
-def test_summary_has_every_promised_figure() -> None:
-    summary = summarize(Run(DATA))
+def test_summary_has_every_promised_figure(data_summary: dict[str, Any]) -> None:
+    summary = data_summary
     for variant, figures in summary["variants"].items():
         for key in ("bytes_per_session", "auth_us_p50", "auth_us_p99", "latency_ms_p50",
                     "latency_ms_p99", "rps", "error_rate", "header_bytes", "logout_revokes"):
@@ -98,6 +110,7 @@ def test_summary_has_every_promised_figure() -> None:
     assert summary["verdict"]["conclusion"].startswith("Overall:")
 
 
+@pytest.mark.slow
 def test_report_files_and_charts(run_copy: Path) -> None:
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     summary = json.loads((run_copy / "summary.json").read_text())
@@ -116,6 +129,7 @@ def test_report_files_and_charts(run_copy: Path) -> None:
     assert "src=\"charts/" not in html  # self-contained
 
 
+@pytest.mark.slow
 def test_report_shows_the_calibration_the_run_used(run_copy: Path) -> None:
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     assert "auth µs p50, alone" not in (run_copy / "report.md").read_text()  # none used
@@ -133,6 +147,7 @@ def chromium() -> str | None:
 
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed "
                     "(.ci/run installs it; apt-get install chromium)")
+@pytest.mark.slow
 def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path) -> None:
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     # A copy of the page with a probe appended: it titles the page with how many images
@@ -156,8 +171,8 @@ def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path
     assert not console_errors
 
 
-def test_compare_finds_a_planted_change_and_not_noise() -> None:
-    base = summarize(Run(DATA))
+def test_compare_finds_a_planted_change_and_not_noise(data_summary: dict[str, Any]) -> None:
+    base = data_summary
     assert all(r["verdict"] == "no measurable difference" for r in compare(base, base))
     noisy = json.loads(json.dumps(base))
     for figures in noisy["variants"].values():  # jitter inside every interval: noise
@@ -176,6 +191,7 @@ def test_compare_finds_a_planted_change_and_not_noise() -> None:
         ("jwt-hs256", "auth_us_p50", "worse")]
 
 
+@pytest.mark.slow
 def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
     for produced in ("summary.json", "report.md", "report.html"):
         (run_copy / produced).unlink(missing_ok=True)
@@ -187,7 +203,10 @@ def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
     compare_run = subprocess.run([sys.executable, "-m", "analysis", "compare", str(run_copy),
                                   str(run_copy)], capture_output=True, text=True, timeout=300)
     assert compare_run.returncode == 0
-    assert "0 of" in compare_run.stdout
+    # A run against itself: nothing moved, out of every figure compared.
+    compared = len(compare(summarize(Run(run_copy)), summarize(Run(run_copy))))
+    assert compared > 0
+    assert f"\n0 of {compared} figures moved beyond their noise." in compare_run.stdout
 
 
 def test_cli_error_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

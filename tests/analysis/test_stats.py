@@ -6,8 +6,10 @@ import math
 
 import pytest
 
+from analysis.load import Variants
 from analysis.stats import linear_fit, median_interval
 from analysis.summary import _compare_axis
+from servers.variants.registry import BY_NAME
 
 
 def test_median_interval_small_n_is_the_range_with_its_true_coverage() -> None:
@@ -67,9 +69,10 @@ def test_identical_repetitions_decide_but_one_repetition_does_not() -> None:
                             "auth_us_p50_coverage": e.coverage}
         return out
 
-    axis = _compare_axis(figures([5, 5, 5], [48, 49, 52]), "cpu", "auth_us_p50", "{:.1f}",
-                         lower_is_better=True)
+    variants = Variants({name: spec.facts() for name, spec in BY_NAME.items()})
+    axis = _compare_axis(figures([5, 5, 5], [48, 49, 52]), variants, "cpu", "auth_us_p50",
+                         "{:.1f}", lower_is_better=True)
     assert axis is not None and axis["holds"] == "no"
-    axis = _compare_axis(figures([5], [49]), "cpu", "auth_us_p50", "{:.1f}",
+    axis = _compare_axis(figures([5], [49]), variants, "cpu", "auth_us_p50", "{:.1f}",
                          lower_is_better=True)
     assert axis is not None and axis["holds"].startswith("undetermined")

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from loadtests.processes import (
+from loadtests.runner.processes import (
     RedisHandle,
     ServerHandle,
     locust_command,
     start_server,
-    user_class_for,
 )
+from loadtests.swarm.credentials import user_class_for
 
 SHARED_HS256_KEY = "authscale-test-shared-key-0123456789abcdef"
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.calibrate import Step, search_capacity, targets
-from loadtests.processes import REPO_ROOT
-from loadtests.profile import Calibrate
+from loadtests.experiments.calibrate import Section as Calibrate
+from loadtests.experiments.calibrate import Step, search_capacity, targets
+from loadtests.runner.processes import REPO_ROOT
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 
 def fake_server(capacity: float, limit: str = "server") -> tuple[list[float], object]:

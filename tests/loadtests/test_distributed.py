@@ -12,10 +12,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.compose import COMPOSE_FILE, compose_document, render, service_name
-from loadtests.processes import REPO_ROOT, ServerHandle, server_command, start_server
-from loadtests.profile import load_profile
-from servers.settings import REDIS_VARIANTS, VARIANTS
+from loadtests.experiments import load_profile
+from loadtests.runner.processes import REPO_ROOT, ServerHandle, server_command, start_server
+from servers.variants.registry import NAMES as VARIANTS
+from servers.variants.registry import variant as variant_spec
 from tests.loadtests.conftest import run_locust
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 
 def test_compose_file_is_up_to_date() -> None:
@@ -26,13 +30,13 @@ def test_compose_file_is_up_to_date() -> None:
 def test_compose_servers_run_the_runners_command(variant: str) -> None:
     service = compose_document()["services"][service_name(variant)]
     users = str(load_profile("quick").login_users)
-    native = server_command(variant, 8000, "redis://redis:6379/0" if variant in REDIS_VARIANTS
-                            else None, extra=("--users", users), host="0.0.0.0",
-                            python="python")
+    redis_url = "redis://redis:6379/0" if variant_spec(variant).needs_redis else None
+    native = server_command(variant, 8000, redis_url, extra=("--users", users),
+                            host="0.0.0.0", python="python")
     assert service["command"] == native
     # The runner starts its servers with the same flags, bar host, port and interpreter.
     assert native[1:5] == ["-m", "servers", "--auth", variant]
-    assert ("depends_on" in service) == (variant in REDIS_VARIANTS)
+    assert ("depends_on" in service) == (variant_spec(variant).needs_redis)
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None,

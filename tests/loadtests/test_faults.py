@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.processes import REPO_ROOT
+from loadtests.runner.processes import REPO_ROOT
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 TINY_SOAK = """
 name = "tinysoak"

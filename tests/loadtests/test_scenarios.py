@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.processes import ServerHandle, locust_command
+from loadtests.runner.processes import ServerHandle, locust_command
 from tests.loadtests.conftest import LocustRun, run_locust
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 VARIANTS = ["session-redis", "jwt-hs256"]
 
@@ -34,8 +37,14 @@ def test_browse(servers: dict[str, ServerHandle], variant: str, tmp_path: Path) 
     assert_clean(run, ["GET /me", "GET /items", "POST /login"])
     # The server's own auth time came back in Server-Timing on every protected answer.
     assert run.hdr()["GET /me"]["auth_count"] == run.hdr()["GET /me"]["count"]
-    auth = run.histogram("GET /me", "auth")
-    assert 1 <= auth.get_value_at_percentile(50) < 50_000  # microseconds
+    # The server's auth time, not the client's latency: a dict lookup is a few microseconds,
+    # an HMAC check or a Redis round trip tens (24-75 us for the primitive alone).
+    auth_p50_us = run.histogram("GET /me", "auth").get_value_at_percentile(50)
+    latency_p50_us = run.histogram("GET /me").get_value_at_percentile(50)
+    if variant == "session-memory":
+        assert auth_p50_us < 20
+    else:
+        assert 10 <= auth_p50_us < latency_p50_us
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

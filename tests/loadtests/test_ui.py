@@ -10,8 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
-from loadtests.processes import REPO_ROOT, free_port, http_ok
+from loadtests.runner.processes import REPO_ROOT, free_port, http_ok
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 
 def test_ui_starts_and_stops_cleanly(tmp_path: Path) -> None:

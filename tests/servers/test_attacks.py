@@ -98,9 +98,9 @@ async def test_credential_from_another_server_is_refused(make_client: MakeClient
     source = await make_client(issuer)
     credential = await login(source, issuer)
     target = await make_client(verifier)
-    presented = Credential(verifier, credential.value)
+    presented = Credential(verifier, credential.secret)
     if issuer.startswith("jwt-") != verifier.startswith("jwt-"):
-        presented = Credential(issuer, credential.value)
+        presented = Credential(issuer, credential.secret)
     resp = await target.get("/me", headers=presented.headers)
     assert resp.status == 401
 

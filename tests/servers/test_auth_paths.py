@@ -24,11 +24,15 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from cryptography.fernet import Fernet
 
-from loadtests.processes import RedisHandle
+from loadtests.runner.processes import RedisHandle
+from loadtests.swarm.credentials import Credential, from_login
 from servers.app import VARIANT, create_app
 from servers.redis_client import create_redis
 from servers.settings import Settings
 from servers.variants.tokens import AUDIENCE, ISSUER, REQUIRED_CLAIMS
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 LIMIT = 1.5
 REQUESTS = 1500
@@ -54,13 +58,14 @@ async def best_ratio(path: Timed, primitive: Timed, requests: list[web.Request]
     return min(path_us) / min(primitive_us), min(path_us), min(primitive_us)
 
 
-async def issue(app: web.Application) -> dict[str, str]:
-    """Log user1 in through the variant and return the request header that carries it."""
+async def issue(app: web.Application) -> Credential:
+    """Log user1 in through the variant; the credential its answer carries."""
     variant = app[VARIANT]
     response = await variant.issue(make_mocked_request("POST", "/login", app=app), "user1")
-    if variant.name.startswith("jwt-"):
-        return {"Authorization": "Bearer " + json.loads(response.text)["access_token"]}
-    return {"Cookie": response.cookies.output(header="").strip().split(";")[0]}
+    set_cookie = response.cookies.output(header="").strip() or None
+    credential = from_login(variant.name, "user1", set_cookie, bytes(response.body))
+    assert credential is not None
+    return credential
 
 
 def jwt_primitive(variant: Any, token: str) -> Callable[[], Any]:
@@ -80,12 +85,13 @@ async def test_auth_path_within_1_5x_its_primitive(name: str, redis_server: Redi
                               cookie_key=cookie_key), servers_redis)
     variant = app[VARIANT]
     try:
-        headers = await issue(app)
-        requests = [make_mocked_request("GET", "/items", headers=headers, app=app)
+        credential = await issue(app)
+        secret = credential.secret
+        assert secret is not None
+        requests = [make_mocked_request("GET", "/items", headers=credential.headers, app=app)
                     for _ in range(REQUESTS)]
-        credential = next(iter(headers.values()))
         if name.startswith("jwt-"):
-            decode = jwt_primitive(variant, credential.removeprefix("Bearer "))
+            decode = jwt_primitive(variant, secret)
             if name == "jwt-hs256-revocable":
                 jti = str(decode()["jti"])
 
@@ -96,13 +102,13 @@ async def test_auth_path_within_1_5x_its_primitive(name: str, redis_server: Redi
                 async def primitive(request: web.Request) -> Any:
                     return decode()
         elif name == "session-redis":
-            key = variant.storage.redis_key(credential.split("=", 1)[1])
+            key = variant.storage.redis_key(secret)
 
             async def primitive(request: web.Request) -> Any:
                 return await redis.get(key)
         else:  # a cookie session must decrypt and parse its payload, whatever the library
             fernet = Fernet(cookie_key)
-            token = credential.split("=", 1)[1].strip('"').encode()
+            token = secret.strip('"').encode()
 
             async def primitive(request: web.Request) -> Any:
                 return json.loads(fernet.decrypt(token, ttl=1800))

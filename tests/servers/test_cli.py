@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from loadtests.processes import RedisHandle, free_port, start_server
-from servers.settings import VARIANTS
+from loadtests.runner.processes import RedisHandle, free_port, start_server
+from servers.variants.registry import NAMES as VARIANTS
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadtests.processes import RedisHandle, ServerHandle, start_server
-from servers.settings import VARIANTS
+from loadtests.runner.processes import RedisHandle, ServerHandle, start_server
+from loadtests.runner.verify import log_in
+from servers.variants.registry import NAMES as VARIANTS
+from servers.variants.registry import variant as variant_spec
+
+# Real processes for seconds at a time: `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 ROUTES = ["/me", "/items", "/logout", "/login", "/healthz", "/metrics", "/admin/seed",
@@ -40,16 +45,9 @@ def server(request: pytest.FixtureRequest, redis_server: RedisHandle
 
 def real_credential(url: str, variant: str) -> dict[str, str]:
     """The parts a valid credential is made of, for the fuzzer to splice and mutate."""
-    conn = connect(url)
-    conn.request("POST", "/login", body=b'{"username":"user1","password":"pw-1"}',
-                 headers={"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    if variant.startswith("jwt-"):
-        return {"token": json.loads(body)["access_token"]}
-    cookie = resp.getheader("Set-Cookie") or ""
-    return {"cookie": cookie.split(";", 1)[0].split("=", 1)[-1]} if cookie else {}
+    secret = log_in(url, variant).credential.secret
+    kind = variant_spec(variant).credential
+    return {"token" if kind == "bearer" else "cookie": secret} if secret else {}
 
 
 def connect(url: str) -> http.client.HTTPConnection:

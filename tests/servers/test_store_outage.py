@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from loadtests.processes import RedisHandle, start_redis
+from loadtests.runner.processes import RedisHandle, start_redis
 from tests.conftest import MakeClient, login
 
 pytestmark = pytest.mark.parametrize("variant", ["session-redis", "jwt-hs256-revocable"])

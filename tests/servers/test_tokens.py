@@ -45,7 +45,7 @@ async def assert_refused(client, token: str) -> None:
 
 async def test_forgeries_refused(make_client: MakeClient, variant: str) -> None:
     client = await make_client(variant)
-    real = (await login(client, variant)).value
+    real = (await login(client, variant)).secret
     header_b64, payload_b64, signature = real.split(".")
     header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
     payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=="))

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from locust import SequentialTaskSet, TaskSet, task
 
 if TYPE_CHECKING:
-    from loadtests.locustfile import AuthUser, Credential
+    from loadtests.swarm.credentials import Credential
+    from loadtests.swarm.locustfile import AuthUser
 
 
 class BrowseTasks(TaskSet):

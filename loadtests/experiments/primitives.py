@@ -1,6 +1,8 @@
 """The cost of each variant's primitive alone, in a tight loop, on the server's core.
 
-    python -m loadtests.primitives --redis-url URL --out raw/primitives.csv
+The experiment runs this module as a child process pinned to the server's core:
+
+    python -m loadtests.experiments.primitives --redis-url URL --out raw/primitives.csv
 
 So a reader can see how much of a variant's in-server auth time is its primitive (an HMAC,
 a signature check, a Redis round trip, a dict lookup) and how much is the library and the
@@ -14,9 +16,11 @@ import hashlib
 import hmac
 import secrets
 import statistics
+import sys
 import time
 import timeit
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +30,12 @@ import uvloop
 from cryptography.fernet import Fernet
 
 from loadtests.atomic import write_csv
-from servers.variants.tokens import (
-    ALGORITHM_OF_VARIANT,
-    AUDIENCE,
-    ISSUER,
-    REQUIRED_CLAIMS,
-    generate_key,
-)
+from loadtests.runner.context import Context, Planned
+from servers.variants.registry import REGISTRY, variant
+from servers.variants.tokens import AUDIENCE, ISSUER, REQUIRED_CLAIMS, generate_key
 
+NAME = "primitives"
+RUNS_BY_DEFAULT = True
 COLUMNS = ("primitive", "variant", "us_per_op", "repeats", "ops_per_repeat")
 REPEATS = 5
 
@@ -57,8 +59,11 @@ def token_for(algorithm: str, key: Any) -> str:
 def jwt_rows() -> list[dict[str, Any]]:
     rows = []
     decoder = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS)})
-    for variant in ("jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa"):
-        algorithm = ALGORITHM_OF_VARIANT[variant]
+    # One row pair per algorithm: each stateless JWT variant's decode and signature check.
+    for spec in REGISTRY:
+        if spec.credential != "bearer" or spec.denylist != "none" or spec.algorithm is None:
+            continue
+        algorithm = spec.algorithm
         key = generate_key(algorithm)
         verify_key = key if algorithm == "HS256" else key.public_key()
         token = token_for(algorithm, key)
@@ -69,7 +74,7 @@ def jwt_rows() -> list[dict[str, Any]]:
                                   audience=AUDIENCE, issuer=ISSUER)
 
         us, n = per_op_us(decode)
-        rows.append(row(f"PyJWT decode {algorithm}", variant, us, n))
+        rows.append(row(spec.primitives[0], spec.name, us, n))
         signing_input, _, signature_b64 = token.rpartition(".")
         signature = jwt.utils.base64url_decode(signature_b64)
         algo = jwt.get_algorithm_by_name(algorithm)
@@ -80,14 +85,12 @@ def jwt_rows() -> list[dict[str, Any]]:
                        signature: bytes = signature) -> bool:
                 digest = hmac.new(key, message, hashlib.sha256).digest()
                 return hmac.compare_digest(digest, signature)
-            label = "HMAC-SHA256 alone"
         else:
             def verify(message: bytes = message, prepared: Any = prepared,
                        signature: bytes = signature, algo: Any = algo) -> bool:
                 return bool(algo.verify(message, prepared, signature))
-            label = f"{algorithm} signature verify alone"
         us, n = per_op_us(verify)
-        rows.append(row(label, variant, us, n))
+        rows.append(row(spec.reference_primitives[0], spec.name, us, n))
     return rows
 
 
@@ -100,11 +103,11 @@ def local_rows() -> list[dict[str, Any]]:
     sessions = {secrets.token_hex(16): {"user": f"user{i}"} for i in range(10_000)}
     key = next(iter(sessions))
     us, n = per_op_us(lambda: sessions.get(key))
-    rows = [row("dict lookup (10^4 sessions)", "session-memory", us, n)]
+    rows = [row(variant("session-memory").primitives[0], "session-memory", us, n)]
     fernet = Fernet(Fernet.generate_key())
     cookie = fernet.encrypt(b'{"created":1795748677,"session":{"user":"user1"}}')
     us, n = per_op_us(lambda: fernet.decrypt(cookie, ttl=1800))
-    rows.append(row("Fernet decrypt", "session-cookie", us, n))
+    rows.append(row(variant("session-cookie").primitives[0], "session-cookie", us, n))
     return rows
 
 
@@ -114,10 +117,10 @@ async def redis_rows(url: str, operations: int = 1000) -> list[dict[str, Any]]:
     rows = []
     try:
         await client.set("authscale_primitive_probe", b"x" * 60)
-        for name, variant, call in (
-                ("redis-py GET round trip", "session-redis",
+        for name, owner, call in (
+                (variant("session-redis").primitives[0], "session-redis",
                  lambda: client.get("authscale_primitive_probe")),
-                ("redis-py EXISTS round trip", "jwt-hs256-revocable",
+                (variant("jwt-hs256-revocable").primitives[1], "jwt-hs256-revocable",
                  lambda: client.exists("authscale_primitive_probe"))):
             for _ in range(200):  # warm the connection
                 await call()
@@ -127,15 +130,50 @@ async def redis_rows(url: str, operations: int = 1000) -> list[dict[str, Any]]:
                 for _ in range(operations):
                     await call()
                 medians.append((time.perf_counter() - start) / operations * 1e6)
-            rows.append(row(name, variant, statistics.median(medians), operations))
+            rows.append(row(name, owner, statistics.median(medians), operations))
         await client.delete("authscale_primitive_probe")
     finally:
         await client.aclose()
     return rows
 
 
+@dataclass(frozen=True)
+class Section:
+    """No settings: each primitive is timed for about 0.05 s, REPEATS times."""
+
+
+def plan(ctx: Context) -> list[Planned]:
+    return []
+
+
+def csv_path(ctx: Context) -> Path:
+    return ctx.run.path / "raw" / "primitives.csv"
+
+
+def run(ctx: Context, planned: list[Planned]) -> None:
+    """Each variant's primitive alone in a tight loop, on the server's core (once a run)."""
+    out = csv_path(ctx)
+    if out.exists():
+        return
+    ctx.describe("primitives · timing each variant's primitive alone")
+    redis = ctx.supervisor.redis(ctx.pinning.redis_cpus)
+    try:
+        child = ctx.supervisor.spawn(
+            "primitives", [sys.executable, "-m", "loadtests.experiments.primitives",
+                           "--redis-url", redis.url, "--out", str(out)],
+            ctx.run.path / "logs" / "primitives.log", ctx.pinning.server_cpus)
+        deadline = time.monotonic() + 120
+        while child.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        code = ctx.supervisor.stop(child)
+        if code != 0 or not out.exists():
+            ctx.fail(NAME, "all", f"exit code {code}: {child.log_tail(5)}")
+    finally:
+        ctx.supervisor.stop_redis(redis)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.primitives",
+    parser = argparse.ArgumentParser(prog="python -m loadtests.experiments.primitives",
                                      description=__doc__)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--out", type=Path, required=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -257,14 +257,9 @@ def start_server(variant: str, redis_url: str | None = None, cpus: Iterable[int]
     return ServerHandle(variant, url, child, own)
 
 
-LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
+LOCUSTFILE = REPO_ROOT / "loadtests" / "swarm" / "locustfile.py"
 # Pool logins and start-up come before the load: time -t must allow on top of the run.
 LOCUST_STARTUP_ALLOWANCE_S = 60
-
-
-def user_class_for(variant: str) -> str:
-    """The Locust user class that carries this variant's credential."""
-    return "BearerUser" if variant.startswith("jwt-") else "CookieUser"
 
 
 def locust_command(host: str, *, scenario: str = "browse", users: int = 10,

@@ -1,8 +1,5 @@
-"""The fault experiments' own instruments: a store outage timed by a probe, and the
-figures of an overload.
-
-Outage: while Locust loads a Redis-backed variant, the runner stops its Redis and starts it
-again on the same port. A probe beside the load sends one request every 50 ms and records
+"""Store outage: while Locust loads a Redis-backed variant, the runner stops its Redis and
+starts it again on the same port. A probe beside the load sends one request every 50 ms and records
 what the server answered and how long it took, so the outage window, every 503's latency
 and the recovery time are measured by the runner, not inferred from Locust's per-second
 counts.
@@ -14,6 +11,7 @@ import http.client
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,20 +19,25 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from analysis.load import Measurement
+from analysis.load import MeasurementRecord, peak_rss
 from loadtests.atomic import write_csv
-from loadtests.verify import Credential, log_in
+from loadtests.runner.context import Context, Group, Planned
+from loadtests.runner.profile import ProfileError
+from loadtests.runner.tables import csv_table, rss_change
+from loadtests.runner.verify import log_in
+from loadtests.swarm.credentials import Credential
+from servers.variants.registry import variant
 
-MIB = 1 << 20
+NAME = "outage"
+# The fault experiments measure no design: a profile runs them only when it lists them.
+RUNS_BY_DEFAULT = False
+
 PROBE_COLUMNS = ("timestamp", "status", "latency_ms")
-OUTAGE_COLUMNS = ("variant", "redis_stopped_at", "redis_ready_at", "down_s", "probes",
+COLUMNS = ("variant", "redis_stopped_at", "redis_ready_at", "down_s", "probes",
                   "probes_during_outage", "probe_503", "probe_other_errors",
                   "max_503_latency_ms", "p99_outage_latency_ms", "recovery_s",
                   "locust_requests", "locust_failures", "server_rss_before_bytes",
                   "server_rss_peak_bytes", "server_alive_after")
-OVERLOAD_COLUMNS = ("variant", "capacity_rps", "offered_rps", "users", "achieved_rps",
-                    "requests", "failures", "server_rss_before_bytes", "server_rss_peak_bytes",
-                    "p99_before_ms", "p99_overload_ms", "p99_after_ms", "server_alive_after")
 
 
 class Probe(threading.Thread):
@@ -66,8 +69,8 @@ class Probe(threading.Thread):
             status = 0
             try:
                 if self._credential is None:
-                    self._credential = log_in(self.url, self.variant)
-                conn.request("GET", "/me", headers=self._credential.headers())
+                    self._credential = log_in(self.url, self.variant).credential
+                conn.request("GET", "/me", headers=self._credential.headers)
                 answer = conn.getresponse()
                 answer.read()
                 status = answer.status
@@ -102,8 +105,8 @@ class OutageClock:
                 and time.time() >= self.stopped_at + self.down_s)
 
 
-def outage_row(variant: str, clock: OutageClock, probe_rows: list[dict[str, Any]],
-               record: dict[str, Any] | None, samples: pd.DataFrame, alive: bool
+def outage_row(variant_name: str, clock: OutageClock, probe_rows: list[dict[str, Any]],
+               record: MeasurementRecord | None, samples: pd.DataFrame, alive: bool
                ) -> dict[str, Any]:
     """What the probe saw: 503 latencies while Redis was gone, and time to the first
     answer after it came back that was not a 503."""
@@ -117,7 +120,7 @@ def outage_row(variant: str, clock: OutageClock, probe_rows: list[dict[str, Any]
     recovered = (after["timestamp"] + after["latency_ms"] / 1000).iloc[0] if len(after) \
         else None
     return {
-        "variant": variant, "redis_stopped_at": round(stopped, 3),
+        "variant": variant_name, "redis_stopped_at": round(stopped, 3),
         "redis_ready_at": round(ready, 3), "down_s": round(ready - stopped, 3),
         "probes": len(probes), "probes_during_outage": len(during),
         "probe_503": int((during["status"] == 503).sum()),
@@ -130,78 +133,88 @@ def outage_row(variant: str, clock: OutageClock, probe_rows: list[dict[str, Any]
         "p99_outage_latency_ms": float(during["latency_ms"].quantile(0.99)) if len(during)
         else float("nan"),
         "recovery_s": round(recovered - ready, 3) if recovered is not None else float("nan"),
-        "locust_requests": (record or {}).get("requests", 0),
-        "locust_failures": (record or {}).get("failures", 0),
+        "locust_requests": record.requests if record else 0,
+        "locust_failures": record.failures if record else 0,
         "server_rss_before_bytes": peak_rss(samples, before=stopped),
         "server_rss_peak_bytes": peak_rss(samples),
         "server_alive_after": alive,
     }
 
 
-def peak_rss(samples: pd.DataFrame, before: float | None = None) -> int:
-    """The server's highest RSS in a measurement's samples (those taken before `before`)."""
-    if "server_rss_bytes" not in samples:
-        return 0
-    if before is not None:
-        samples = samples[samples["timestamp"] < before]
-    rss = samples["server_rss_bytes"].dropna()
-    return int(rss.max()) if len(rss) else 0
+@dataclass(frozen=True)
+class Section:
+    """Redis stopped `stop_after_s` after the load starts, started again `down_s` later
+    on the same port (variants that use Redis only)."""
+
+    rate: float = 200.0
+    users: int = 4
+    duration_s: float = 8.0
+    stop_after_s: float = 3.0
+    down_s: float = 2.0
+    variants: tuple[str, ...] = ("session-redis", "jwt-hs256-revocable")
+
+    def check(self, where: str) -> None:
+        if self.stop_after_s + self.down_s >= self.duration_s:
+            raise ProfileError(f"{where}: stop_after_s + down_s must end before duration_s, "
+                               f"so the run sees Redis come back")
 
 
-def overload_row(variant: str, capacity: float, offered: float, users: int,
-                 measured: dict[str, Measurement], run_path: Path, alive: bool
-                 ) -> dict[str, Any]:
-    """The overload window's throughput, errors and peak RSS; p99 before, during, after."""
-    rows = {label: m.row(run_path) for label, m in measured.items()}
-    heavy = rows.get("overload", {})
+def plan(ctx: Context) -> list[Planned]:
+    spec: Section = ctx.profile.outage
+    return [Planned(NAME, v, "outage", 1, "browse", spec.rate, spec.users, spec.duration_s,
+                    info={"stop_after_s": spec.stop_after_s, "down_s": spec.down_s})
+            for v in ctx.profile.variants_for(NAME) if variant(v).needs_redis]
 
-    def rss(label: str) -> int:
-        return peak_rss(measured[label].samples) if label in measured else 0
 
-    def p99_ms(label: str) -> float:
-        return round(float(rows[label]["latency_us_p99"]) / 1000, 3) if label in rows \
-            else float("nan")
+def run(ctx: Context, planned: list[Planned]) -> None:
+    """Redis stopped under load and started again on its port, a probe beside the load."""
+    spec: Section = ctx.profile.outage
+    rows: list[dict[str, Any]] = []
+    for step in planned:
+        with ctx.groups(NAME, (step.variant,)) as groups:
+            group = groups.get(step.variant)
+            if group is None or group.failed or group.redis is None:
+                ctx.skip()
+                continue
+            clock = OutageClock(spec.stop_after_s, spec.down_s)
+            probe = Probe(group.urls[0], step.variant)
+            probe.start()
+            try:
+                record = ctx.measure(group, step, during=restarter(ctx, group, clock))
+            finally:
+                probe.stop()
+            probe.write(ctx.run.path / "raw" / NAME / step.variant / "outage-rep1" / "probe.csv")
+            measurement = ctx.measured(record)
+            samples = measurement.samples if measurement else pd.DataFrame()
+            rows.append(outage_row(step.variant, clock, probe.rows, record, samples,
+                                   group.servers[0].child.alive()))
+            write_csv(ctx.run.path / "raw" / NAME / "outage.csv", COLUMNS, rows)
 
-    return {
-        "variant": variant, "capacity_rps": capacity, "offered_rps": offered, "users": users,
-        "achieved_rps": round(float(heavy.get("achieved_rps", float("nan"))), 1),
-        "requests": heavy.get("requests", 0), "failures": heavy.get("failures", 0),
-        "server_rss_before_bytes": rss("before"), "server_rss_peak_bytes": rss("overload"),
-        "p99_before_ms": p99_ms("before"), "p99_overload_ms": p99_ms("overload"),
-        "p99_after_ms": p99_ms("after"), "server_alive_after": alive,
-    }
+
+def restarter(ctx: Context, group: Group, clock: OutageClock) -> Callable[[float], None]:
+    """What `measure` calls while Locust runs: stop Redis when due, start it when due."""
+    port = group.redis.port if group.redis is not None else None
+
+    def during(elapsed: float) -> None:
+        if clock.due_to_stop(elapsed) and group.redis is not None:
+            ctx.describe(f"outage · {group.variant} · Redis stopped")
+            ctx.supervisor.stop_redis(group.redis)
+            clock.stopped_at = time.time()
+        elif clock.due_to_start():
+            group.redis = ctx.supervisor.redis(ctx.pinning.redis_cpus, port)
+            clock.ready_at = time.time()
+            ctx.describe(f"outage · {group.variant} · Redis back")
+
+    return during
 
 
 def summary_tables(run_path: Path) -> list[Table]:
-    """The outage and overload figures of a run, for the end of `make soak`."""
-    tables = []
-    outage = run_path / "raw" / "outage" / "outage.csv"
-    if outage.exists():
-        frame = pd.read_csv(outage)
-        table = Table(title="Redis stopped under load, then started again")
-        for column in ("variant", "down s", "probes 503 / during", "max 503 ms",
-                       "recovery s", "Locust failures / requests", "RSS before -> peak MiB"):
-            table.add_column(column, no_wrap=column == "variant")
-        for r in frame.itertuples():
-            table.add_row(r.variant, f"{r.down_s:.2f}", f"{r.probe_503} / {r.probes_during_outage}",
-                          f"{r.max_503_latency_ms:.1f}", f"{r.recovery_s:.3f}",
-                          f"{r.locust_failures} / {r.locust_requests}",
-                          f"{r.server_rss_before_bytes / MIB:.1f} -> "
-                          f"{r.server_rss_peak_bytes / MIB:.1f}")
-        tables.append(table)
-    overload = run_path / "raw" / "overload" / "overload.csv"
-    if overload.exists():
-        frame = pd.read_csv(overload)
-        table = Table(title="Twice the calibrated capacity")
-        for column in ("variant", "capacity", "offered", "achieved", "failures / requests",
-                       "p99 ms before / during / after", "RSS before -> peak MiB", "alive"):
-            table.add_column(column, no_wrap=column == "variant")
-        for r in frame.itertuples():
-            table.add_row(r.variant, f"{r.capacity_rps:g}", f"{r.offered_rps:g}",
-                          f"{r.achieved_rps:.0f}", f"{r.failures} / {r.requests}",
-                          f"{r.p99_before_ms:.1f} / {r.p99_overload_ms:.1f} / "
-                          f"{r.p99_after_ms:.1f}",
-                          f"{r.server_rss_before_bytes / MIB:.1f} -> "
-                          f"{r.server_rss_peak_bytes / MIB:.1f}", str(r.server_alive_after))
-        tables.append(table)
-    return tables
+    """The outage figures of a run, for the end of `make soak`."""
+    return csv_table(
+        run_path / "raw" / NAME / "outage.csv", "Redis stopped under load, then started again",
+        ("variant", "down s", "probes 503 / during", "max 503 ms", "recovery s",
+         "Locust failures / requests", "RSS before -> peak MiB"),
+        lambda r: (r.variant, f"{r.down_s:.2f}", f"{r.probe_503} / {r.probes_during_outage}",
+                   f"{r.max_503_latency_ms:.1f}", f"{r.recovery_s:.3f}",
+                   f"{r.locust_failures} / {r.locust_requests}",
+                   rss_change(r.server_rss_before_bytes, r.server_rss_peak_bytes)))

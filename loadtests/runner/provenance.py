@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from loadtests.processes import REPO_ROOT, find_redis_server
+from loadtests.runner.processes import REPO_ROOT, find_redis_server
 
 PACKAGES = ("aiohttp", "aiohttp-session", "locust", "pyjwt", "redis", "hiredis", "cryptography",
             "uvloop", "prometheus-client", "hdrhistogram", "pandas", "matplotlib")

@@ -1,6 +1,6 @@
-"""authscale's Locust scenarios against any variant of shared/API.md.
+"""authscale's Locust scenarios against any variant (docs/api.md).
 
-    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 --scenario browse \
+    locust -f loadtests/swarm/locustfile.py --host http://127.0.0.1:8000 --scenario browse \
         --target-rps 500 -u 50 BearerUser
 
 Two user classes, named for the credential they carry: CookieUser (session variants) and
@@ -29,9 +29,10 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.recorder import Recorder
-from loadtests.scenarios import SCENARIOS
-from servers.settings import BEARER_VARIANTS, REVOCABLE_VARIANTS, SESSION_COOKIE, VARIANTS
+from loadtests.swarm.credentials import Credential, from_login, user_class_for
+from loadtests.swarm.recorder import Recorder
+from loadtests.swarm.scenarios import SCENARIOS
+from servers.variants.registry import NAMES, variant
 
 log = logging.getLogger("authscale.locust")
 POOL_LOGIN_CONCURRENCY = 32
@@ -64,33 +65,6 @@ def add_options(parser: LocustArgumentParser) -> None:
                        help="revocation: seconds to keep presenting a logged-out credential")
 
 
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """What a logged-in client presents, and the exact /me answer it must get back."""
-
-    user: str
-    headers: dict[str, str]
-    me_body: bytes
-
-
-def credential_from_login(variant: str, username: str, headers: Any,
-                          body: bytes) -> Credential | None:
-    """The credential a login answer carries, as the variant issues it."""
-    user = "anonymous" if variant == "none" else username
-    me_body = json.dumps({"user": user, "variant": variant}, separators=(",", ":")).encode()
-    if variant == "none":
-        return Credential(user, {}, me_body)
-    if variant in BEARER_VARIANTS:
-        token = json.loads(body).get("access_token")
-        return Credential(user, {"Authorization": f"Bearer {token}"}, me_body) if token else None
-    set_cookie = headers.get("Set-Cookie") or ""
-    name, _, value = set_cookie.split(";", 1)[0].partition("=")
-    if name.strip() != SESSION_COOKIE or not value:
-        return None
-    # The value exactly as set (quotes included), which is what a browser sends back.
-    return Credential(user, {"Cookie": f"{SESSION_COOKIE}={value}"}, me_body)
-
-
 @dataclass
 class Shared:
     """Per-process state every user of the run reads: settings, pool, recorder."""
@@ -107,10 +81,10 @@ class Shared:
 
 def variant_of(host: str) -> str:
     with urllib.request.urlopen(host.rstrip("/") + "/healthz", timeout=5) as answer:
-        variant = json.load(answer)["variant"]
-    if variant not in VARIANTS:
-        raise ValueError(f"{host} runs unknown variant {variant!r}")
-    return str(variant)
+        name = json.load(answer)["variant"]
+    if name not in NAMES:
+        raise ValueError(f"{host} runs unknown variant {name!r}")
+    return str(name)
 
 
 def fill_pool(shared: Shared, host: str, size: int) -> None:
@@ -123,8 +97,8 @@ def fill_pool(shared: Shared, host: str, size: int) -> None:
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                return credential_from_login(shared.variant, f"user{k}", answer.headers,
-                                             answer.read())
+                return from_login(shared.variant, f"user{k}", answer.headers.get("Set-Cookie"),
+                                  answer.read())
         except OSError:  # a refused login (HTTPError) or a lost connection
             return None
 
@@ -147,11 +121,15 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     shared.hosts = hosts or [(environment.host or options.host or "").rstrip("/")]
     allowed = LOOPBACK | {h.strip() for h in os.environ.get(ENV_LOAD_HOSTS, "").split(",")
                           if h.strip()}
-    for host in shared.hosts:
-        if urllib.parse.urlsplit(host).hostname not in allowed:
-            # Load goes to loopback unless the user names other targets explicitly.
-            raise ValueError(f"refusing to send load to {host}: only loopback hosts, or "
-                             f"hosts named in {ENV_LOAD_HOSTS}")
+    refused = [h for h in shared.hosts if urllib.parse.urlsplit(h).hostname not in allowed]
+    if refused:
+        # Load goes to loopback unless the user names other targets explicitly. Quit at once
+        # (raising here would only be logged, and Locust would wait out its time limit).
+        log.error("refusing to send load to %s: only loopback hosts, or hosts named in %s",
+                  refused[0], ENV_LOAD_HOSTS)
+        environment.process_exit_code = 2
+        gevent.spawn(environment.runner.quit)
+        return
     shared.sticky = options.sticky
     shared.login_users = options.login_users
     shared.revocation_window = options.revocation_window
@@ -183,7 +161,8 @@ class AuthUser(FastHttpUser):
     # Connections are re-used as a browser or API client would.
     network_timeout = 10.0
     connection_timeout = 5.0
-    accepts: frozenset[str] = frozenset()
+    # The credentials it can carry (the registry's `credential` of a variant).
+    carries: frozenset[str] = frozenset()
 
     @property
     def shared(self) -> Shared:
@@ -193,10 +172,9 @@ class AuthUser(FastHttpUser):
         return float(self.shared.pacer(self))
 
     def on_start(self) -> None:
-        if self.shared.variant not in self.accepts:
+        if variant(self.shared.variant).credential not in self.carries:
             log.error("%s cannot authenticate against %s; pick %s", type(self).__name__,
-                      self.shared.variant,
-                      "BearerUser" if self.shared.variant in BEARER_VARIANTS else "CookieUser")
+                      self.shared.variant, user_class_for(self.shared.variant))
             self.environment.process_exit_code = 2
             raise StopUser()
 
@@ -209,8 +187,8 @@ class AuthUser(FastHttpUser):
             if resp.status_code != 200:
                 resp.failure(f"login answered {resp.status_code}")
                 return None
-            credential = credential_from_login(self.shared.variant, username, resp.headers,
-                                               resp.content or b"")
+            credential = from_login(self.shared.variant, username,
+                                    resp.headers.get("Set-Cookie"), resp.content or b"")
             if credential is None:
                 resp.failure("login answer carried no credential")
             # We present credentials ourselves (pools, replays after logout): no jar.
@@ -247,7 +225,7 @@ class AuthUser(FastHttpUser):
         Acceptance is a failure on a variant that revokes; refusal is one on a variant
         that cannot (its credential must stay valid until it expires).
         """
-        revokes = self.shared.variant in REVOCABLE_VARIANTS
+        revokes = variant(self.shared.variant).logout_revokes
         with self.client.get(host + "/me", headers=credential.headers,
                              name="/me [after logout]", catch_response=True) as resp:
             if resp.status_code == 200:
@@ -267,12 +245,12 @@ class AuthUser(FastHttpUser):
 class CookieUser(AuthUser):
     """A browser: a session cookie (session-memory, session-redis, session-cookie)."""
 
-    accepts = frozenset({"none", "session-memory", "session-redis", "session-cookie"})
+    carries = frozenset({"none", "cookie"})
     tasks = [SCENARIOS["browse"]]  # noqa: RUF012 - Locust's idiom; --scenario replaces it
 
 
 class BearerUser(AuthUser):
     """An API client: `Authorization: Bearer <jwt>` (the jwt-* variants)."""
 
-    accepts = frozenset({"none"} | BEARER_VARIANTS)
+    carries = frozenset({"none", "bearer"})
     tasks = [SCENARIOS["browse"]]  # noqa: RUF012 - Locust's idiom; --scenario replaces it

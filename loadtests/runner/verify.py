@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from servers.settings import BEARER_VARIANTS
+from loadtests.swarm.credentials import Credential, from_login
 
 
 @dataclass
@@ -51,42 +51,27 @@ def _request(url: str, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
-@dataclass
-class Credential:
-    """What a fresh login gave: the header that carries it and a tampered copy."""
+@dataclass(frozen=True)
+class Login:
+    """A fresh login: the credential, and the bytes its answer took on the wire."""
 
-    header: str  # "" for the control, which needs none
-    value: str
-    tampered: str
-    login_response_bytes: int
-    set_cookie_bytes: int = 0
-
-    def headers(self, tampered: bool = False) -> dict[str, str]:
-        if not self.header:
-            return {}
-        return {self.header: self.tampered if tampered else self.value}
+    credential: Credential
+    response_bytes: int
+    set_cookie_bytes: int
 
 
-def _tamper(value: str) -> str:
-    return value[:-6] + ("AAAAAA" if not value.endswith("AAAAAA") else "BBBBBB")
-
-
-def log_in(url: str, variant: str, user: str = "user1", password: str = "pw-1") -> Credential:
-    """Log in and return the credential; raises ValueError when the login is refused."""
-    login = json.dumps({"username": user, "password": password}).encode()
+def log_in(url: str, variant: str, k: int = 1) -> Login:
+    """Log in as user<k>; raises ValueError when the login is refused or carries nothing."""
+    login = json.dumps({"username": f"user{k}", "password": f"pw-{k}"}).encode()
     status, headers, body, size = _request(url, "POST", "/login", login,
                                            {"Content-Type": "application/json"})
     if status != 200:
         raise ValueError(f"login answered {status} {body[:100]!r}")
-    if variant in BEARER_VARIANTS:
-        token = json.loads(body)["access_token"]
-        return Credential("Authorization", f"Bearer {token}", "Bearer " + _tamper(token), size)
-    if variant == "none":
-        return Credential("", "", "", size)
-    set_cookie = headers.get("set-cookie", "")
-    pair = set_cookie.split(";", 1)[0]
-    return Credential("Cookie", pair, _tamper(pair), size,
-                      len(f"Set-Cookie: {set_cookie}\r\n"))
+    set_cookie = headers.get("set-cookie")
+    credential = from_login(variant, f"user{k}", set_cookie, body)
+    if credential is None:
+        raise ValueError(f"the login answer carried no {variant} credential")
+    return Login(credential, size, len(f"Set-Cookie: {set_cookie}\r\n") if set_cookie else 0)
 
 
 def verify_server(url: str, variant: str) -> Verification:
@@ -97,21 +82,21 @@ def verify_server(url: str, variant: str) -> Verification:
         if status != 200 or json.loads(body).get("variant") != variant:
             result.fail(f"/healthz answered {status} {body[:100]!r}")
             return result
-        credential = log_in(url, variant)
-        result.login_response_bytes = credential.login_response_bytes
-        result.set_cookie_bytes = credential.set_cookie_bytes
-        if credential.header:
-            result.credential_bytes = len(credential.value.split(" ", 1)[-1]
-                                          .split("=", 1)[-1])
-            result.header_bytes = len(f"{credential.header}: {credential.value}\r\n")
-        status, headers, body, _ = _request(url, "GET", "/me", headers=credential.headers())
-        expected_user = "anonymous" if variant == "none" else "user1"
-        if status != 200 or json.loads(body).get("user") != expected_user:
+        login = log_in(url, variant)
+        credential = login.credential
+        result.login_response_bytes = login.response_bytes
+        result.set_cookie_bytes = login.set_cookie_bytes
+        if credential.secret is not None:
+            result.credential_bytes = len(credential.secret)
+            result.header_bytes = len(credential.header_line)
+        status, headers, body, _ = _request(url, "GET", "/me", headers=credential.headers)
+        if status != 200 or json.loads(body) != json.loads(credential.me_body):
             result.fail(f"/me with a fresh credential answered {status} {body[:100]!r}")
         if "server-timing" not in headers:
             result.fail("/me carried no Server-Timing header")
-        if credential.header:
-            status, _, body, _ = _request(url, "GET", "/me", headers=credential.headers(True))
+        if credential.secret is not None:
+            status, _, body, _ = _request(url, "GET", "/me",
+                                          headers=credential.tampered().headers)
             if status != 401:
                 result.fail(f"a tampered credential got {status}, not 401")
     except (OSError, ValueError, KeyError) as exc:
@@ -126,13 +111,13 @@ def probe_auth(url: str, variant: str, requests: int, warmup: int = 200) -> dict
     Under load that figure also holds the time other requests take while a Redis call
     awaits; one request at a time it is the auth path alone.
     """
-    credential = log_in(url, variant)
+    credential = log_in(url, variant).credential
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     auth_us: list[float] = []
     try:
         for i in range(warmup + requests):
-            conn.request("GET", "/items", headers=credential.headers())
+            conn.request("GET", "/items", headers=credential.headers)
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:

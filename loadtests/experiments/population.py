@@ -1,0 +1,88 @@
+"""Live users grown step by step (`POST /admin/seed`): server RSS and Redis memory against the
+count, and at each size requests spread over a pool of live credentials."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import psutil
+
+from loadtests.atomic import write_csv
+from loadtests.runner.context import Context, Group, Planned
+from loadtests.runner.sampler import redis_memory
+
+NAME = "population"
+RUNS_BY_DEFAULT = True
+COLUMNS = ("variant", "repetition", "size", "live_sessions", "seed_seconds",
+           "server_rss_bytes", "redis_used_memory_bytes", "redis_keys")
+
+
+@dataclass(frozen=True)
+class Section:
+    sizes: tuple[int, ...]
+    variants: tuple[str, ...] = ()
+    rate: float = 300.0
+    users: int = 20
+    duration_s: float = 2.0
+    pool_size: int = 500
+    repetitions: int = 1
+
+    PLACEHOLDER: ClassVar[dict[str, Any]] = {"sizes": [1000]}
+
+
+def plan(ctx: Context) -> list[Planned]:
+    spec: Section = ctx.profile.population
+    return [Planned(NAME, variant, f"n{size}", rep, "population", spec.rate, spec.users,
+                    spec.duration_s, extra=("--pool-size", str(spec.pool_size)),
+                    info={"population": size})
+            for variant in ctx.profile.variants_for(NAME)
+            for rep in range(1, ctx.profile.repetitions_for(NAME) + 1)
+            for size in spec.sizes]
+
+
+def run(ctx: Context, planned: list[Planned]) -> None:
+    rows: list[dict[str, Any]] = []
+    path = ctx.run.path / "raw" / NAME / "population.csv"
+    for variant in ctx.profile.variants_for(NAME):
+        for rep in range(1, ctx.profile.repetitions_for(NAME) + 1):
+            # A fresh server and Redis per variant: the memory figures are its alone.
+            with ctx.groups(NAME, (variant,)) as groups:
+                group = groups.get(variant)
+                live = 0
+                for step in (p for p in planned if p.variant == variant and p.repetition == rep):
+                    if group is None or group.failed:
+                        ctx.skip()
+                        continue
+                    size = step.info["population"]
+                    row = grow(ctx, group, size - live, size, rep)
+                    live = int(row["live_sessions"])
+                    rows.append(row)
+                    write_csv(path, COLUMNS, rows)
+                    ctx.measure(group, step, info={"live_sessions_before": live})
+
+
+def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str, Any]:
+    """Seed `add` more live users into the group's first server; its memory after."""
+    url = group.urls[0]
+    request = urllib.request.Request(
+        url + "/admin/seed", method="POST",
+        data=json.dumps({"count": max(0, add)}).encode(),
+        headers={"Content-Type": "application/json", "X-Admin-Token": ctx.admin_token})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        seeded = json.load(answer)
+    seconds = time.perf_counter() - started
+    ctx.seed_seconds.setdefault(group.variant, {})[size] = seconds
+    time.sleep(0.5)  # let the allocator settle before reading memory
+    server = psutil.Process(group.servers[0].child.pid)
+    row: dict[str, Any] = {"variant": group.variant, "repetition": rep, "size": size,
+                           "live_sessions": seeded["live_sessions"],
+                           "seed_seconds": round(seconds, 4),
+                           "server_rss_bytes": server.memory_info().rss}
+    if group.redis is not None:
+        row["redis_used_memory_bytes"], row["redis_keys"] = redis_memory(group.redis.client())
+    return row
