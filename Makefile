@@ -10,7 +10,7 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test test-fast lint bench calibrate soak ui report compose fuzz clean-venv
+.PHONY: setup test test-fast lint bench calibrate soak ui report reference compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ calibrate: setup
 # Rebuild a run's report from its raw data alone.
 report: setup
 	$(PY) -m analysis $(RUN)
+
+# Make a run the committed reference: only what its figures are built from, report rebuilt.
+reference: setup
+	$(PY) -m analysis pack $(RUN) results/reference
 
 # Regenerate docker-compose.yml from the runner's own commands.
 compose: setup

@@ -1,7 +1,10 @@
-"""`python -m analysis RUN` builds a run's report; `python -m analysis compare A B` compares.
+"""`python -m analysis RUN` builds a run's report; `compare A B` compares two runs; `pack RUN
+DEST` copies what a run's figures are built from and rebuilds its report there.
 
     python -m analysis results/latest [--users 1000000] [--rps 10000] [--requests-per-day N]
+                                      [--price-gib-month P] [--price-vcpu-hour P] [--price-gb P]
     python -m analysis compare results/<run-a> results/<run-b>
+    python -m analysis pack results/<run-id> results/reference
 """
 
 from __future__ import annotations
@@ -13,19 +16,22 @@ from pathlib import Path
 
 from analysis.charts import all_charts
 from analysis.compare import compare_runs, render
-from analysis.load import Run
-from analysis.report import build_blocks, render_html, render_markdown
+from analysis.load import Run, RunFolderError
+from analysis.pack import pack
+from analysis.report import Prices, build_blocks, render_html, render_markdown
 from analysis.summary import latency_curve, summarize
 
 
-def build(run_dir: Path, users: float, rps: float, requests_per_day: float) -> dict:
+def build(run_dir: Path, users: float, rps: float, requests_per_day: float,
+          prices: Prices | None = None) -> dict:
     """Write summary.json, report.md, report.html and charts/*.png into the run folder."""
     run = Run(run_dir)
     summary = summarize(run)
     (run.path / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     charts = all_charts(run, latency_curve(run), run.path / "charts", requests_per_day)
     primitives = run.csv("raw/primitives.csv")
-    blocks = build_blocks(run, summary, charts, primitives, users, rps, requests_per_day)
+    blocks = build_blocks(run, summary, charts, primitives, users, rps, requests_per_day,
+                          prices or Prices())
     (run.path / "report.md").write_text(render_markdown(blocks, run.path))
     title = f"authscale report {run.manifest.get('run_id')}"
     (run.path / "report.html").write_text(render_html(blocks, title))
@@ -41,12 +47,25 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv[1:])
         try:
             base, changed = Run(args.base), Run(args.changed)
-        except FileNotFoundError as exc:
+            text = render(compare_runs(base, changed), base.path.name, changed.path.name)
+        except RunFolderError as exc:
             print(f"python -m analysis compare: {exc}", file=sys.stderr)
             return 2
-        text = render(compare_runs(base, changed), base.path.name, changed.path.name)
         print(text, end="")
         (changed.path / f"compare-{base.path.name}.md").write_text(text)
+        return 0
+    if argv and argv[0] == "pack":
+        parser = argparse.ArgumentParser(prog="python -m analysis pack")
+        parser.add_argument("run", type=Path)
+        parser.add_argument("dest", type=Path)
+        args = parser.parse_args(argv[1:])
+        try:
+            size = pack(args.run, args.dest)
+            build(args.dest, 1e6, 1e4, 1e8)
+        except RunFolderError as exc:
+            print(f"python -m analysis pack: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.dest}: {size / 2**20:.1f} MiB of raw data, report rebuilt from it")
         return 0
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,10 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=1e4, help="cost model: requests/s")
     parser.add_argument("--requests-per-day", type=float, default=1e8,
                         help="bytes on the wire: daily traffic")
+    default = Prices()
+    parser.add_argument("--price-gib-month", type=float, default=default.gib_month,
+                        help="cost model: memory, per GiB-month")
+    parser.add_argument("--price-vcpu-hour", type=float, default=default.vcpu_hour,
+                        help="cost model: one core, per hour")
+    parser.add_argument("--price-gb", type=float, default=default.gb,
+                        help="cost model: bytes on the wire, per GB")
     args = parser.parse_args(argv)
+    prices = Prices(args.price_gib_month, args.price_vcpu_hour, args.price_gb)
     try:
-        summary = build(args.run, args.users, args.rps, args.requests_per_day)
-    except FileNotFoundError as exc:
+        summary = build(args.run, args.users, args.rps, args.requests_per_day, prices)
+    except RunFolderError as exc:
         print(f"python -m analysis: {exc}", file=sys.stderr)
         return 2
     print(f"report written to {Path(args.run) / 'report.md'} and report.html")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Run, merged
+from analysis.stats import min_count_for
 from analysis.summary import memory_fits
 
 _PALETTE = plt.get_cmap("tab10").colors
@@ -38,46 +40,98 @@ def _empty(ax: plt.Axes, message: str) -> None:
     ax.set_axis_off()
 
 
+def plain(ax: plt.Axes, axis: str = "both") -> None:
+    """Tick labels as plain numbers with thousands separators: no 1e6 offsets, no 10^x.
+    A log axis gets ticks at 1, 2 and 5 of every decade, so a narrow range still has some."""
+    formatter = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.10g}")
+    for name, one in (("x", ax.xaxis), ("y", ax.yaxis)):
+        if axis not in (name, "both"):
+            continue
+        if one.get_scale() == "log":
+            one.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+        one.set_major_formatter(formatter)
+        one.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def memory_vs_sessions(run: Run, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, (linear, loglog) = plt.subplots(1, 2, figsize=(13, 5))
     population = run.population
     if population.empty:
-        _empty(ax, "no population experiment in this run")
+        _empty(linear, "no population experiment in this run")
+        loglog.set_axis_off()
         return _save(fig, path)
     fits = memory_fits(run)
     for variant in run.variants.ordered(population["variant"]):
-        rows = population[population["variant"] == variant]
+        rows = population[population["variant"] == variant].sort_values("size")
         memory = rows["server_rss_bytes"] + rows["redis_used_memory_bytes"].fillna(0) \
             if "redis_used_memory_bytes" in rows else rows["server_rss_bytes"]
+        x = rows["live_sessions"] if rows["live_sessions"].max() > 0 else rows["size"]
         fit = fits.get(variant, {}).get("total")
-        label = f"{variant}: {fit.slope:,.0f} B/session" if fit else variant
-        ax.plot(rows["size"], memory / 2**20, "o-", color=colour(run, variant), label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("live sessions (denylisted token ids for jwt-hs256-revocable; "
-                  "users for stateless variants)")
-    ax.set_ylabel("server RSS + Redis used_memory (MiB)")
-    ax.set_title("Server-side memory against live users")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+        label = f"{variant}: {fit.slope:,.0f} B per user" if fit else variant
+        linear.plot(x, memory / 2**20, "o", color=colour(run, variant), label=label)
+        if fit is not None:
+            span = np.array([0.0, float(x.max())])
+            linear.plot(span, fit.predict(span) / 2**20, "-", color=colour(run, variant),
+                        alpha=0.6)
+        loglog.plot(x.clip(lower=1), memory / 2**20, "o-", color=colour(run, variant))
+    linear.set_xlabel("live users (sessions; denylisted ids for jwt-hs256-revocable)")
+    linear.set_ylabel("server RSS + Redis used_memory (MiB)")
+    linear.set_title("Server-side memory against live users")
+    linear.set_xlim(left=0)
+    linear.set_ylim(bottom=0)
+    loglog.set_xscale("log")
+    loglog.set_yscale("log")
+    loglog.set_xlabel("live users (log)")
+    loglog.set_ylabel("MiB (log)")
+    loglog.set_title("The same, log-log: the small sizes visible")
+    for ax in (linear, loglog):
+        plain(ax)
+        ax.grid(True, which="major", alpha=0.3)
+    linear.legend(fontsize=8)
     return _save(fig, path)
 
 
+def _with_nan(rows: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+
+
 def latency_vs_rate(run: Run, curve: pd.DataFrame, path: Path) -> Path:
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4.2), sharex=True)
+    """p50 and p99 (and p99.9 where the cells hold enough requests) by variant: against the
+    rate when there are several, side by side at the one rate otherwise."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     if curve.empty:
         _empty(axes[0], "no latency experiment in this run")
+        for ax in axes[1:]:
+            ax.set_axis_off()
         return _save(fig, path)
-    for ax, p in zip(axes, ("p50", "p90", "p99", "p99.9"), strict=True):
-        for variant in run.variants.ordered(curve["variant"]):
+    rates = sorted(curve["target_rps"].unique())
+    variants = run.variants.ordered(curve["variant"])
+    for ax, p in zip(axes, ("p50", "p99", "p99.9"), strict=True):
+        for i, variant in enumerate(variants):
             rows = curve[curve["variant"] == variant].sort_values("target_rps")
-            yerr = [rows[f"{p}_ms"] - rows[f"{p}_ms_low"], rows[f"{p}_ms_high"] - rows[f"{p}_ms"]]
-            ax.errorbar(rows["target_rps"], rows[f"{p}_ms"], yerr=yerr, marker="o",
-                        capsize=3, color=colour(run, variant), label=variant)
-        ax.set_title(f"{p} latency")
-        ax.set_xlabel("target rate (requests/s)")
-        ax.set_ylabel("ms")
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
+            y = _with_nan(rows, f"{p}_ms")
+            yerr = np.abs(np.vstack([y - _with_nan(rows, f"{p}_ms_low"),
+                                     _with_nan(rows, f"{p}_ms_high") - y]))
+            x = rows["target_rps"].to_numpy() if len(rates) > 1 else np.full(len(rows), i)
+            ax.errorbar(x, y, yerr=yerr, marker="o", capsize=4, color=colour(run, variant),
+                        label=variant, linestyle="-" if len(rates) > 1 else "none")
+        if len(rates) > 1:
+            ax.set_xlabel("target rate (requests/s)")
+            plain(ax, "x")
+        else:
+            ax.set_xticks(range(len(variants)), variants, rotation=35, ha="right", fontsize=8)
+            ax.set_xlabel(f"at {rates[0]:,.0f} requests/s")
+        ax.set_title(f"{p} latency (ms)")
+        if curve[f"{p}_ms"].isna().all():
+            need = min_count_for(float(p[1:]))
+            ax.text(0.5, 0.5, f"not shown: fewer than {need:,}\nrequests per cell",
+                    ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        ax.set_ylim(bottom=0)
+        plain(ax, "y")
+        ax.grid(True, axis="y", alpha=0.3)
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return _save(fig, path)
 
@@ -89,20 +143,21 @@ def auth_cost(run: Run, path: Path) -> Path:
     if not measurements:
         _empty(ax, "no latency experiment in this run")
         return _save(fig, path)
-    lowest = min(m.record.target_rps for m in measurements)
+    rate = max(m.record.target_rps for m in measurements)
     percentiles = np.array([1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9])
     for variant in run.variants.ordered({m.record.variant for m in measurements}):
         histogram = merged([m.histogram("auth") for m in measurements
                             if m.record.variant == variant
-                            and m.record.target_rps == lowest])
+                            and m.record.target_rps == rate])
         if histogram is None:
             continue
         values = [histogram.get_value_at_percentile(p) for p in percentiles]
         ax.plot(range(len(percentiles)), values, "o-", color=colour(run, variant), label=variant)
     ax.set_xticks(range(len(percentiles)), [f"p{p:g}" for p in percentiles])
     ax.set_yscale("log")
-    ax.set_ylabel("server auth time per request (µs)")
-    ax.set_title(f"Server-side authentication cost (Server-Timing, {lowest:g} req/s)")
+    plain(ax, "y")
+    ax.set_ylabel("time authenticating per request (µs, log)")
+    ax.set_title(f"Server-side authentication time (Server-Timing, {rate:,.0f} req/s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -125,6 +180,7 @@ def throughput(run: Run, curve: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("target rate (requests/s)")
     ax.set_ylabel("achieved rate in the measured window (requests/s)")
     ax.set_title("Throughput achieved against target (x: generator-bound)")
+    plain(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -145,6 +201,7 @@ def wire_bytes(run: Run, path: Path, requests_per_day: float) -> Path:
                     value), ha="center", va="bottom", fontsize=7)
     ax.set_ylabel("bytes the credential adds to each request")
     ax.set_title(f"Credential bytes per request (per day at {requests_per_day:,.0f} requests)")
+    plain(ax, "y")
     ax.tick_params(axis="x", rotation=30)
     ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, path)
@@ -166,9 +223,16 @@ def replicas(run: Run, path: Path) -> Path:
     for offset, routing, hatch in ((-0.2, "random", ""), (0.2, "sticky", "//")):
         for ax, column in ((left, "failure_rate"), (right, "p99_ms")):
             values = [grouped[column].get((v, routing), np.nan) for v in variants]
-            ax.bar(x + offset, values, width=0.4, color=[colour(run, v) for v in variants],
-                   hatch=hatch, edgecolor="black", label=routing)
+            bars = ax.bar(x + offset, values, width=0.4,
+                          color=[colour(run, v) for v in variants], hatch=hatch,
+                          edgecolor="black", label=routing)
+            # Every bar labelled, a zero too: a bar of height 0 must not look missing.
+            text = "{:.0%}" if column == "failure_rate" else "{:.1f}"
+            ax.bar_label(bars, [text.format(v) if not np.isnan(v) else "" for v in values],
+                         fontsize=7, padding=2)
     left.set_ylabel("share of requests failed")
+    left.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    plain(right, "y")
     left.set_title("Replicas: failures, random vs sticky (hatched) routing")
     right.set_ylabel("p99 latency (ms)")
     right.set_title("Replicas: p99 latency")
@@ -180,62 +244,82 @@ def replicas(run: Run, path: Path) -> Path:
 
 
 def revocation(run: Run, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """How long a logged-out credential kept working, on a linear axis in seconds: the bar
+    to the median refusal, the whisker to the latest, a tick where the token expired."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     observed = run.revocations
     if observed.empty:
         _empty(ax, "no revocation experiment in this run")
         return _save(fig, path)
     variants = run.variants.ordered(observed["variant"])
+    window = float(observed["window_s"].max())
     for i, variant in enumerate(variants):
         rows = observed[observed["variant"] == variant]
         refused = rows["refused_after_s"].dropna()
-        if len(refused) == len(rows):
-            value = float(refused.max()) * 1000
-            text = f"refused after ≤ {value:.1f} ms"
+        if len(refused):
+            median, latest = float(refused.median()), float(refused.max())
+            ax.barh(i, median, color=colour(run, variant))
+            ax.errorbar([median], [i], xerr=[[0], [latest - median]], color="black",
+                        capsize=4)
+            text = (f"refused after {median * 1000:,.1f} ms (latest {latest * 1000:,.1f} ms)"
+                    if latest < 1 else f"accepted {median:.2f} s (latest {latest:.2f} s)")
         else:
-            value, text = float(rows["window_s"].max()) * 1000, (
-                f"still accepted after {rows['window_s'].max():g} s (until the token expires)")
-        ax.barh(i, value, color=colour(run, variant))
-        ax.annotate(text, (value, i), va="center", fontsize=8, xytext=(4, 0),
+            ax.barh(i, window, color=colour(run, variant), hatch="//", alpha=0.6)
+            latest, text = window, f"still accepted when the {window:g} s window ended"
+        if "expires_after_s" in rows and rows["expires_after_s"].notna().any():
+            expiry = float(rows["expires_after_s"].median())
+            ax.plot([expiry], [i], marker="|", markersize=18, color="black")
+            text += f"; expired at {expiry:.2f} s"
+        ax.annotate(text, (latest, i), va="center", fontsize=8, xytext=(6, 0),
                     textcoords="offset points")
     ax.set_yticks(range(len(variants)), variants)
-    ax.set_xscale("log")
-    ax.set_xlabel("how long a logged-out credential kept working (ms, on every replica)")
-    ax.set_title("Logout: does the old credential stop working?")
+    ax.set_xlim(0, window * 1.9)
+    plain(ax, "x")
+    ax.set_xlabel("seconds from logout until the old credential was refused, on every replica")
+    ax.set_title("Logout: how long does the old credential keep working?")
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, path)
 
 
 def over_time(run: Run, path: Path) -> Path:
-    """Server RSS and per-second median latency through the latency experiment's runs."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    samples = run.samples("latency")
-    if samples.empty:
-        _empty(top, "no samples in this run")
+    """Server RSS and each second's p50 and p99 through the headline cells."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    measurements = run.measurements("latency")
+    if not measurements:
+        _empty(top, "no latency experiment in this run")
         bottom.set_axis_off()
         return _save(fig, path)
-    for variant in run.variants.ordered(samples["variant"]):
-        rows = samples[(samples["variant"] == variant) & (samples["replica"] == 0)]
-        for _, one in rows.groupby(["label", "repetition"]):
-            top.plot(one["t"], one["server_rss_bytes"] / 2**20, color=colour(run, variant),
-                     alpha=0.6)
-        top.plot([], [], color=colour(run, variant), label=variant)
-    for m in run.measurements("latency"):
-        history = m.path("stats_history.csv")
-        if not history.exists():
-            continue
-        frame = pd.read_csv(history)
-        frame = frame[frame["Name"] == "Aggregated"].copy()
-        frame["50%"] = pd.to_numeric(frame["50%"], errors="coerce")
-        bottom.plot(frame["Timestamp"] - m.window[0], frame["50%"],
-                    color=colour(run, m.record.variant), alpha=0.5)
+    rate = max(m.record.target_rps for m in measurements)
+    headline = [m for m in measurements if m.record.target_rps == rate and m.record.ok]
+    seen: set[str] = set()
+    for m in headline:
+        c = colour(run, m.record.variant)
+        label = m.record.variant if m.record.variant not in seen else None
+        seen.add(m.record.variant)
+        samples = m.samples
+        if not samples.empty:
+            first = samples[samples["replica"] == 0]
+            top.plot(first["timestamp"] - m.window[0], first["server_rss_bytes"] / 2**20,
+                     color=c, alpha=0.6, label=label)
+        timeline = m.timeline
+        if not timeline.empty:
+            bottom.plot(timeline["second"] + 0.5, timeline["p50_us"] / 1000, color=c,
+                        alpha=0.7)
+            bottom.plot(timeline["second"] + 0.5, timeline["p99_us"] / 1000, color=c,
+                        alpha=0.7, linestyle="--")
+    if all(m.timeline.empty for m in headline):
+        bottom.text(0.5, 0.5, "no per-second histograms in this run (recorded since they "
+                    "were added)", ha="center", va="center", transform=bottom.transAxes)
     for ax in (top, bottom):
         ax.axvline(0, color="black", linestyle=":", linewidth=1)
         ax.grid(True, alpha=0.3)
+        plain(ax)
     top.set_ylabel("server RSS (MiB)")
-    top.set_title("Over time (0 = end of warm-up; left of it is thrown away)")
+    top.set_title(f"Over time at {rate:,.0f} req/s, every cell "
+                  "(0 = end of warm-up; left of it is thrown away)")
     top.legend(fontsize=7, ncol=3)
-    bottom.set_ylabel("median latency per second (ms)")
+    bottom.set_ylabel("latency per second (ms):\np50 solid, p99 dashed")
+    bottom.set_ylim(bottom=0)
     bottom.set_xlabel("seconds since the end of warm-up")
     return _save(fig, path)
 

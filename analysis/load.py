@@ -18,14 +18,57 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# What the figures are built from, and so what a packed copy of a run keeps (`python -m
+# analysis pack`): the run-wide files, then each measurement's. The rest of a run folder
+# (Locust's own CSVs, logs) is for whoever debugs that run.
+RUN_FILES = ("manifest.json", "verify.json", "calibration.json", "raw/wire.csv",
+             "raw/primitives.csv", "raw/population/population.csv", "raw/outage/outage.csv",
+             "raw/overload/overload.csv")
+MEASUREMENT_FILES = ("measurement.json", "locust_hdr.json", "locust_window.json",
+                     "locust_generator_cpu.csv", "locust_revocation.csv", "locust_timeline.csv",
+                     "samples-*.csv")
 # Runs made before manifests recorded their variants' facts get these.
 LEGACY_VARIANTS = Path(__file__).with_name("legacy_variants.json")
 # The requests that are "a protected read": what latency figures are about.
 WRITE_REQUESTS = ("POST /login", "POST /logout")
 
 
-def decode(encoded: str | None) -> HdrHistogram | None:
-    return HdrHistogram.decode(encoded.encode()) if encoded else None
+class RunFolderError(Exception):
+    """A run folder that is missing a file the figures need, or holds one that cannot be
+    read; the message names the file and is one line."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(f"{path}: not readable JSON ({one_line(exc)})") from None
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV of the run folder; an empty DataFrame when it is absent or empty."""
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas' parser errors too
+        raise RunFolderError(f"{path}: not a readable CSV ({one_line(exc)})") from None
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def decode(encoded: str | None, where: Path | None = None) -> HdrHistogram | None:
+    if not encoded:
+        return None
+    try:
+        return HdrHistogram.decode(encoded.encode())
+    except Exception as exc:  # hdrhistogram raises bare errors (zlib, base64, struct)
+        raise RunFolderError(f"{where}: a histogram that cannot be decoded "
+                             f"({type(exc).__name__})") from None
 
 
 def merged(histograms: list[HdrHistogram | None]) -> HdrHistogram | None:
@@ -116,12 +159,20 @@ class Measurement:
     @cached_property
     def hdr(self) -> dict[str, dict[str, Any]]:
         path = self.path("hdr.json")
-        return json.loads(path.read_text())["histograms"] if path.exists() else {}
+        if not path.exists():
+            if self.record.ok:
+                raise RunFolderError(f"{path}: missing (its measurement.json says it completed)")
+            return {}
+        data = read_json(path)
+        if not isinstance(data, dict) or "histograms" not in data:
+            raise RunFolderError(f"{path}: no histograms in it")
+        return data["histograms"]  # type: ignore[no-any-return]
 
     @cached_property
     def decoded(self) -> dict[tuple[str, str], HdrHistogram | None]:
         """Each (request name, latency|auth) histogram, decoded once."""
-        return {(name, kind): decode(entry[kind]) for name, entry in self.hdr.items()
+        where = self.path("hdr.json")
+        return {(name, kind): decode(entry.get(kind), where) for name, entry in self.hdr.items()
                 for kind in ("latency", "auth")}
 
     def histogram(self, kind: str = "latency", reads_only: bool = True) -> HdrHistogram | None:
@@ -134,14 +185,17 @@ class Measurement:
         path = self.path("window.json")
         if not path.exists():
             return (np.nan, np.nan)
-        data = json.loads(path.read_text())
-        return float(data["measure_from"]), float(data["test_stop"])
+        data = read_json(path)
+        try:
+            return float(data["measure_from"]), float(data["test_stop"])
+        except (KeyError, TypeError, ValueError):
+            raise RunFolderError(f"{path}: no measured window in it") from None
 
     @cached_property
     def samples(self) -> pd.DataFrame:
         frames = []
         for path in sorted(self.folder.glob("samples-*.csv")):
-            frame = pd.read_csv(path)
+            frame = read_csv(path)
             frame["replica"] = int(path.stem.split("-")[1])
             frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -149,7 +203,12 @@ class Measurement:
     @cached_property
     def generator_cpu(self) -> pd.DataFrame:
         path = self.path("generator_cpu.csv")
-        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+        return read_csv(path)
+
+    @cached_property
+    def timeline(self) -> pd.DataFrame:
+        """Reads second by second in microseconds (runs since per-second histograms)."""
+        return read_csv(self.path("timeline.csv"))
 
     def server_cpu_seconds(self) -> float:
         """Server CPU time spent inside the measured window (interpolated, replica 0)."""
@@ -241,11 +300,14 @@ class Run:
     def __init__(self, path: Path) -> None:
         self.path = Path(path).resolve()
         if not (self.path / "manifest.json").exists():
-            raise FileNotFoundError(f"{path} is not a run folder (no manifest.json)")
+            raise RunFolderError(f"{path} is not a run folder (no manifest.json)")
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / "manifest.json").read_text())  # type: ignore[no-any-return]
+        manifest = read_json(self.path / "manifest.json")
+        if not isinstance(manifest, dict):
+            raise RunFolderError(f"{self.path / 'manifest.json'}: not a run manifest")
+        return manifest
 
     @cached_property
     def variants(self) -> Variants:
@@ -257,15 +319,26 @@ class Run:
     @cached_property
     def verify(self) -> dict[str, Any]:
         path = self.path / "verify.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_json(path) if path.exists() else {}
 
     @cached_property
     def measurement_list(self) -> list[Measurement]:
         found = []
         for path in sorted(self.path.glob("raw/*/*/*/measurement.json")):
-            found.append(Measurement(path.parent,
-                                     MeasurementRecord.from_dict(json.loads(path.read_text()))))
+            data = read_json(path)
+            try:
+                record = MeasurementRecord.from_dict(data)
+            except (TypeError, AttributeError):
+                raise RunFolderError(f"{path}: not a measurement record (experiment, variant, "
+                                     f"label and repetition are required)") from None
+            found.append(Measurement(path.parent, record))
         return found
+
+    def require_data(self) -> None:
+        """A run folder with nothing measured in it is an error, not an empty report."""
+        if not self.measurement_list and self.population.empty and self.wire.empty:
+            raise RunFolderError(f"{self.path}: nothing measured in it (no raw/*/*/*/"
+                                 f"measurement.json, population.csv or wire.csv)")
 
     def measurements(self, experiment: str | None = None) -> list[Measurement]:
         return [m for m in self.measurement_list
@@ -278,7 +351,7 @@ class Run:
 
     def csv(self, relative: str) -> pd.DataFrame:
         path = self.path / relative
-        return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+        return read_csv(path)
 
     @cached_property
     def population(self) -> pd.DataFrame:
@@ -294,7 +367,7 @@ class Run:
         for m in self.measurements("revocation"):
             path = m.path("revocation.csv")
             if path.exists() and path.stat().st_size:
-                frame = pd.read_csv(path)
+                frame = read_csv(path)
                 frame["repetition"] = m.record.repetition
                 frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

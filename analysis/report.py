@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.charts import EXTRAPOLATE_TO
-from analysis.load import Run
+from analysis.load import Run, read_json
+from analysis.summary import TOO_FEW
 
 
 @dataclass
@@ -33,13 +33,30 @@ def table_block(columns: Sequence[str], rows: list[Sequence[Any]], caption: str 
     return Block("table", (list(columns), [[str(c) for c in r] for r in rows]), caption)
 
 
+@dataclass(frozen=True)
+class Prices:
+    """What the cost model charges, settable (python -m analysis RUN --price-...)."""
+
+    gib_month: float = 3.00  # memory, per GiB-month
+    vcpu_hour: float = 0.04  # one core, per hour
+    gb: float = 0.09  # bytes carried on the wire, per GB
+
+
+HOURS_PER_MONTH = 730.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+# Below this a primitive's cost is under the resolution of the auth histograms (whole
+# microseconds): a ratio to it would divide by the timer's rounding.
+AUTH_RESOLUTION_US = 1.0
+
+
 def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                  primitives: pd.DataFrame, users: float, rps: float,
-                 requests_per_day: float) -> list[Block]:
+                 requests_per_day: float, prices: Prices) -> list[Block]:
     manifest = run.manifest
     figures = summary["variants"]
     variants = run.variants.ordered(figures)
     verdict = summary["verdict"]
+    margin = verdict.get("equivalence_margin", 0.1)
     blocks = [Block("h1", f"authscale report: run {manifest.get('run_id')}")]
     blocks.append(Block("quote", "“" + verdict["claim"] + "”"))
     blocks.append(Block("h2", "Verdict"))
@@ -60,14 +77,38 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         f"{fmt((machine.get('memory_bytes') or 0) / 2**30, '{:.1f}')} GiB. Server pinned to "
         f"CPU {pinning.get('server_cpus')}, load generator to CPU "
         f"{pinning.get('generator_cpus')}, Redis to CPU {pinning.get('redis_cpus')}. "
-        f"Rate model: {manifest.get('rate_model')}. Figures "
-        "are medians over repetitions with an order-statistic interval whose coverage is "
-        "given (95% needs 6 or more repetitions); overlapping intervals are reported as no "
-        "measurable difference.")))
+        f"Rate model: {manifest.get('rate_model')}.")))
+
+    blocks.append(Block("h2", "The declared comparisons"))
+    blocks.append(Block("p", (
+        "Each session variant is compared with the token variant declared beside it before "
+        "measuring (not the best of each side picked afterwards): "
+        + "; ".join(f"**{p['session']} against {p['token']}**: {p['reason']}"
+                    for p in verdict.get("pairs", [])) + ". "
+        "Each figure is the ratio token / session, repetition by repetition (the variants "
+        "run interleaved, so a repetition's two cells shared the machine's state), at the "
+        "latency experiment's highest rate. The interval is the order-statistic interval on "
+        "the median ratio; its coverage is the real probability that it holds the true "
+        f"median (93.75% with 5 pairs). The difference counts as none only when the whole "
+        f"interval lies within ±{margin:.0%}; an interval that crosses an edge of that "
+        "margin is inconclusive.")))
+    rows = [[f"{r['session']} → {r['token']}", r["axis"], fmt(r["session_median"], "{:,.2f}"),
+             fmt(r["token_median"], "{:,.2f}"),
+             f"{r['ratio']:.3f}x [{r['ratio_low']:.3f}, {r['ratio_high']:.3f}]",
+             f"{r['coverage']:.1%}", str(r["pairs"]), r["verdict"]]
+            for r in summary.get("pairs", []) if r["verdict"] != TOO_FEW]
+    blocks.append(table_block(("pair (session → token)", "figure", "session", "token",
+                               "ratio token / session [interval]", "coverage", "pairs",
+                               f"verdict (margin ±{margin:.0%})"), rows,
+                              "CPU in µs of server process CPU time per request; time "
+                              "authenticating in µs (Server-Timing p50); latency in ms "
+                              "(client p99)."))
 
     blocks.append(Block("h2", "1. Memory per live user"))
     blocks.append(Block("image", charts["memory"], "Server RSS plus Redis used_memory as live "
-                        "users grow; the legend gives the fitted bytes per session."))
+                        "users grow, on linear axes (left) and log-log (right); the line is "
+                        "the least-squares fit whose slope, bytes per live user, the legend "
+                        "gives."))
     rows = []
     for v in variants:
         f = figures[v]
@@ -79,33 +120,41 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                      fmt(f.get("redis_bytes_per_session"), "{:,.0f}"),
                      *[fmt(b * n / 2**30 if b is not None else None, "{:,.2f}")
                        for n in EXTRAPOLATE_TO]])
-    blocks.append(table_block(("variant", "bytes/session", "95% interval", "of which server",
-                               "of which Redis", *[f"GiB at {n:.0e} users"
-                                                   for n in EXTRAPOLATE_TO]), rows))
+    blocks.append(table_block(("variant", "bytes/session", "95% interval of the slope",
+                               "of which server", "of which Redis",
+                               *[f"GiB at {n:,.0f} users" for n in EXTRAPOLATE_TO]), rows))
 
-    blocks.append(Block("h2", "2. Latency against load"))
-    blocks.append(Block("image", charts["latency"], "Client-side latency percentiles from "
-                        "microsecond HDR histograms (warm-up excluded), median and interval "
-                        "over repetitions."))
+    blocks.append(Block("h2", "2. Latency at equal load"))
+    blocks.append(Block("image", charts["latency"], "Client latency from microsecond HDR "
+                        "histograms (warm-up excluded): the median over repetitions, the "
+                        "bar its order-statistic interval (coverage in the table)."))
     curve = pd.DataFrame(summary["latency_curve"])
     if not curve.empty:
-        rows = [[r["variant"], fmt(r["target_rps"], "{:g}"), fmt(r["achieved_rps"], "{:.0f}"),
-                 f"{fmt(r['p50_ms'], '{:.2f}')} [{fmt(r['p50_ms_low'], '{:.2f}')}, "
-                 f"{fmt(r['p50_ms_high'], '{:.2f}')}]",
-                 f"{fmt(r['p99_ms'], '{:.2f}')} [{fmt(r['p99_ms_low'], '{:.2f}')}, "
-                 f"{fmt(r['p99_ms_high'], '{:.2f}')}]", fmt(r["p99.9_ms"], "{:.2f}"),
+        def cell(r: dict[str, Any], p: str) -> str:
+            if r.get(f"{p}_ms") is None:
+                return f"– (cells of {r['requests_min']:,} requests: too few)"
+            return (f"{r[f'{p}_ms']:.3f} [{r[f'{p}_ms_low']:.3f}, {r[f'{p}_ms_high']:.3f}]")
+
+        rows = [[r["variant"], fmt(r["target_rps"], "{:g}"), fmt(r["achieved_rps"], "{:,.0f}"),
+                 f"{r['repetitions']} × {r['seconds_per_cell']:.0f} s", f"{r['coverage']:.1%}",
+                 f"{r['requests_min']:,}", cell(r, "p50"), cell(r, "p99"), cell(r, "p99.9"),
                  fmt(r["error_rate"], "{:.2%}"), "yes" if r["generator_bound"] else "no"]
                 for r in curve.sort_values(["target_rps", "variant"]).to_dict("records")]
-        blocks.append(table_block(("variant", "target req/s", "achieved", "p50 ms",
-                                   "p99 ms", "p99.9 ms", "errors", "generator-bound"), rows))
+        blocks.append(table_block(("variant", "target req/s", "achieved", "cells",
+                                   "interval coverage", "requests per cell (fewest)", "p50 ms",
+                                   "p99 ms", "p99.9 ms", "errors", "generator-bound"), rows,
+                                  "A percentile is shown only when every cell holds ten "
+                                  "requests beyond it (p99: 1,000; p99.9: 10,000)."))
     blocks.append(Block("p", rates_origin(manifest)))
     blocks.append(Block("image", charts["throughput"], "Achieved against target rate; an x "
                         "marks a generator-bound point (Locust above 90% CPU or under 95% of "
                         "its target)."))
 
     blocks.append(Block("h2", "3. Where the microseconds go"))
-    blocks.append(Block("image", charts["auth"], "The server's own authentication time per "
-                        "request (Server-Timing), as percentiles."))
+    blocks.append(Block("image", charts["auth"], "The server's own time authenticating each "
+                        "request (Server-Timing, whole microseconds), as percentiles of every "
+                        "request at the headline rate. Time, not CPU: while a Redis call "
+                        "awaits, other requests run."))
     prims = primitives.set_index("primitive")["us_per_op"] if not primitives.empty else {}
     rows = []
     for v in variants:
@@ -114,23 +163,24 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         costs = [(n, prims[n]) for n in runs + shown if n in prims]
         primary = sum(prims[n] for n in runs) if runs and all(n in prims for n in runs) \
             else None
+        ratio = (f["auth_us_p50"] / primary if primary and primary >= AUTH_RESOLUTION_US
+                 and f.get("auth_us_p50") else None)
         rows.append([v, fmt(f.get("auth_us_p50"), "{:.1f}"), fmt(f.get("auth_us_p99"), "{:.1f}"),
                      "; ".join(f"{n}: {c:.2f} µs" for n, c in costs) or "–",
-                     fmt(f["auth_us_p50"] / primary if primary and f.get("auth_us_p50")
-                         else None, "{:.1f}x"),
-                     fmt(f.get("cpu_us_per_request"), "{:.0f}")])
+                     fmt(ratio, "{:.1f}x"), fmt(f.get("cpu_us_per_request"), "{:.0f}")])
     blocks.append(table_block(("variant", "auth µs p50", "auth µs p99",
                                "primitive alone (tight loop)", "auth / primitive",
                                "server CPU µs per request"), rows,
-                              "In-server auth time at the lowest rate against the cost of "
-                              "the primitives the variant's auth path runs, measured in the "
-                              "same run on the same core. Under load a Redis call's await "
-                              "also holds the time other requests run meanwhile; `make "
-                              "calibrate` times the auth path one request at a time."))
+                              "Auth time at the headline rate against the cost of the "
+                              "primitives the variant's auth path runs, timed alone on the "
+                              "server's core. No ratio where the primitive is under 1 µs, the "
+                              "auth figures' resolution. Server CPU is process CPU time over "
+                              "the measured window, divided by the requests served in it."))
     blocks.extend(calibration_blocks(run.path / "calibration.json"))
 
     blocks.append(Block("h2", "4. Bytes on the wire"))
-    blocks.append(Block("image", charts["wire"], ""))
+    blocks.append(Block("image", charts["wire"], "The request header that carries each "
+                        "credential, in bytes, and what it adds up to per day."))
     rows = [[v, fmt(figures[v].get("header_bytes"), "{}"),
              fmt(figures[v]["header_bytes"] * requests_per_day / 1e9
                  if figures[v].get("header_bytes") is not None else None, "{:,.1f}")]
@@ -139,7 +189,8 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                f"GB/day at {requests_per_day:,.0f} requests/day"), rows))
 
     blocks.append(Block("h2", "5. Scaling out: replicas without sticky routing"))
-    blocks.append(Block("image", charts["replicas"], ""))
+    blocks.append(Block("image", charts["replicas"], "Median over repetitions; a 0% bar is "
+                        "drawn as a labelled zero, not left out."))
     rows = [[v, fmt(figures[v].get("replicas_random_failure_rate"), "{:.1%}"),
              fmt(figures[v].get("replicas_sticky_failure_rate"), "{:.1%}"),
              fmt(figures[v].get("replicas_random_p99_ms"), "{:.2f}"),
@@ -150,33 +201,35 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                    "p99 ms random", "p99 ms sticky"), rows))
 
     blocks.append(Block("h2", "6. Logout"))
-    blocks.append(Block("image", charts["revocation"], ""))
+    settings = manifest.get("settings", {}).get("revocation", {})
+    blocks.append(Block("image", charts["revocation"], (
+        "After logout the old credential is presented to every replica every "
+        f"{fmt(settings.get('probe_interval_s'), '{:g}', '?')} s until each refuses it; "
+        "the bar runs to the median refusal, the whisker to the latest. Sessions and tokens "
+        f"lived {fmt(settings.get('credential_ttl_s'), '{:g}', '?')} s in this experiment, "
+        "so a credential logout cannot revoke is seen to expire.")))
     rows = [[v, {True: "yes", False: "no"}.get(figures[v].get("logout_revokes"), "–"),
+             fmt(figures[v].get("logout_refused_after_s_p50"), "{:.4f} s"),
              fmt(figures[v].get("logout_refused_after_s_max"), "{:.4f} s"),
-             fmt(figures[v].get("logout_still_accepted_s"), "≥ {:g} s (until expiry)")]
+             fmt(figures[v].get("logout_expires_after_s_p50"), "{:.2f} s"),
+             f"{fmt(figures[v].get('logout_resolution_s_p50'), '{:.4f} s')} "
+             f"({fmt(figures[v].get('logout_resolution_s'), '{:.4f} s')})",
+             f"{figures[v].get('logout_observations', 0)}"]
             for v in variants if figures[v].get("logout_revokes") is not None]
     if rows:
-        blocks.append(table_block(("variant", "logout revokes", "refused within",
-                                   "still accepted after"), rows))
+        blocks.append(table_block(("variant", "logout revokes", "refused after (median)",
+                                   "refused after (latest)", "token expired after",
+                                   "resolution: median (widest)", "observations"), rows,
+                                  "Resolution: the gap between the last probe a replica "
+                                  "accepted and its first refusal; the switch happened in it."))
 
     blocks.append(Block("h2", "7. Over time"))
-    blocks.append(Block("image", charts["over_time"], ""))
+    blocks.append(Block("image", charts["over_time"], "Each line one cell of the headline "
+                        "rate: server RSS (top) and the p50 and p99 of each second's reads "
+                        "from microsecond histograms (bottom); 0 is the end of the warm-up."))
 
     blocks.append(Block("h2", "8. Cost model"))
-    blocks.append(Block("p", f"For {users:,.0f} concurrent users and {rps:,.0f} requests/s "
-                        "(settable: `python -m analysis RUN --users N --rps R`), from this "
-                        "run's bytes per session and server CPU per request:"))
-    rows = []
-    for v in variants:
-        f = figures[v]
-        b = f.get("bytes_per_session")
-        cpu = f.get("cpu_us_per_request")
-        auth = f.get("auth_us_p50")
-        rows.append([v, fmt(b * users / 2**30 if b is not None else None, "{:,.2f}"),
-                     fmt(cpu * rps / 1e6 if cpu is not None else None, "{:,.2f}"),
-                     fmt(auth * rps / 1e6 if auth is not None else None, "{:,.3f}")])
-    blocks.append(table_block(("variant", "session memory (GiB)", "CPU cores, all work",
-                               "CPU cores, authentication alone"), rows))
+    blocks.extend(cost_blocks(variants, figures, users, rps, prices))
 
     blocks.append(Block("h2", "Failures and flags"))
     failures = manifest.get("failures", [])
@@ -192,11 +245,46 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     return blocks
 
 
+def cost_blocks(variants: list[str], figures: dict[str, dict[str, Any]], users: float,
+                rps: float, prices: Prices) -> list[Block]:
+    """Memory, CPU and bytes on the wire for N users and R req/s, on one scale: money."""
+    rows = []
+    for v in variants:
+        f = figures[v]
+        b, cpu, wire = f.get("bytes_per_session"), f.get("cpu_us_per_request"), \
+            f.get("header_bytes")
+        gib = max(b, 0.0) * users / 2**30 if b is not None else None
+        cores = cpu * rps / 1e6 if cpu is not None else None
+        gb_month = wire * rps * SECONDS_PER_MONTH / 1e9 if wire is not None else None
+        costs = [gib * prices.gib_month if gib is not None else None,
+                 cores * prices.vcpu_hour * HOURS_PER_MONTH if cores is not None else None,
+                 gb_month * prices.gb if gb_month is not None else None]
+        total = sum(costs) if None not in costs else None  # type: ignore[arg-type]
+        rows.append([v, fmt(gib, "{:,.2f}"), fmt(cores, "{:,.2f}"), fmt(gb_month, "{:,.0f}"),
+                     *[fmt(c, "${:,.0f}") for c in costs], fmt(total, "${:,.0f}")])
+    return [
+        Block("p", f"For {users:,.0f} live users and {rps:,.0f} requests/s, from this run's "
+                   "bytes per live user, server CPU per request (process CPU time at the "
+                   "headline rate, scaled linearly to the rate asked: a model, not a "
+                   "measurement at that rate) and credential bytes per request. Prices, "
+                   f"settable with `python -m analysis RUN --price-gib-month "
+                   f"{prices.gib_month:g} --price-vcpu-hour {prices.vcpu_hour:g} "
+                   f"--price-gb {prices.gb:g}`: ${prices.gib_month:g} per GiB-month of "
+                   f"memory, ${prices.vcpu_hour:g} per vCPU-hour, ${prices.gb:g} per GB "
+                   "carried (request headers are inbound traffic, which many clouds do not "
+                   "bill: read the network column as an upper bound; load balancers "
+                   "usually bill it)."),
+        table_block(("variant", "session memory (GiB)", "CPU cores, all work",
+                     "credential GB/month", "memory $/month", "CPU $/month",
+                     "network $/month", "total $/month"), rows),
+    ]
+
+
 def calibration_blocks(path: Path) -> list[Block]:
     """The calibration the run made or used: auth cost alone, capacity, the targets."""
     if not path.exists():
         return []
-    data = json.loads(path.read_text())
+    data = read_json(path)
     rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:g}"),
              c.get("limited_by", "–"), fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
              fmt(c.get("cpu_capacity_rps"), "{:.0f}")] for v, c in data["variants"].items()]

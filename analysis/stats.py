@@ -101,3 +101,63 @@ def linear_fit(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> Line
         half = math.nan
     return LinearFit(float(slope), float(intercept), float(slope - half), float(slope + half),
                      r2, n)
+
+
+def paired_ratios(base: dict[int, float], other: dict[int, float]) -> list[float]:
+    """other / base, repetition by repetition, over the repetitions both have.
+
+    The variants are interleaved within each repetition (A B C A B C), so a repetition's
+    pair shares the machine's state at that moment; pairing removes that drift from the
+    comparison.
+    """
+    return [other[r] / base[r] for r in sorted(set(base) & set(other))
+            if base[r] and not math.isnan(base[r]) and not math.isnan(other[r])]
+
+
+# Verdicts on a difference between two variants.
+LOWER, HIGHER = "lower", "higher"
+EQUIVALENT = "no measurable difference"
+INCONCLUSIVE = "inconclusive"
+UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The ratio other / base with its interval, read against an equivalence margin."""
+
+    ratio: Estimate
+    margin: float  # relative: 0.10 means "within +-10% counts as no difference"
+
+    @property
+    def verdict(self) -> str:
+        """`lower` or `higher` (other against base) when the whole interval is beyond the
+        margin on one side; `no measurable difference` when it lies inside the margin;
+        `inconclusive` when it straddles an edge; `undetermined` with fewer than two pairs
+        (no interval)."""
+        r = self.ratio
+        if r.n < 2 or math.isnan(r.low):
+            return UNDETERMINED
+        if 1 - self.margin <= r.low and r.high <= 1 + self.margin:
+            return EQUIVALENT
+        if r.high < 1 - self.margin:
+            return LOWER
+        if r.low > 1 + self.margin:
+            return HIGHER
+        return INCONCLUSIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ratio": self.ratio.median, "ratio_low": self.ratio.low,
+                "ratio_high": self.ratio.high, "coverage": round(self.ratio.coverage, 4),
+                "pairs": self.ratio.n, "margin": self.margin, "verdict": self.verdict}
+
+
+def difference(base: dict[int, float], other: dict[int, float], margin: float) -> Difference:
+    """The median of other / base over paired repetitions, its order-statistic interval
+    (whose real coverage is kept: 93.75% for 5 pairs, 96.9% for 6), read against ±margin."""
+    return Difference(median_interval(paired_ratios(base, other)), margin)
+
+
+def min_count_for(percentile: float) -> int:
+    """Requests a cell needs before its percentile is shown: ten beyond it (p99: 1,000;
+    p99.9: 10,000), so the figure rests on more than a handful of samples."""
+    return math.ceil(round(10 / (1 - percentile / 100), 6)) if percentile < 100 else 0

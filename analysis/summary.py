@@ -9,13 +9,26 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Run, Variants
-from analysis.stats import Estimate, LinearFit, linear_fit, median_interval
+from analysis.stats import (
+    EQUIVALENT,
+    HIGHER,
+    INCONCLUSIVE,
+    LOWER,
+    UNDETERMINED,
+    Estimate,
+    LinearFit,
+    difference,
+    linear_fit,
+    median_interval,
+    min_count_for,
+)
 
 CLAIM = ("token based authentication scales better than that of a session because tokens "
          "are stored on the client side while session makes use of the server memory so it "
          "might become an issue when there is a large number of users using the system at "
          "once.")
 GENERATOR_CPU_LIMIT = 90.0
+PERCENTILES = ("p50", "p90", "p99", "p99.9")
 RATE_SHORTFALL = 0.95
 
 
@@ -58,17 +71,28 @@ def estimates(frame: pd.DataFrame, column: str) -> Estimate:
 
 
 def latency_curve(run: Run) -> pd.DataFrame:
-    """Per variant and target rate: each percentile's median and interval over repetitions."""
+    """Per variant and target rate: each percentile's median and interval over repetitions.
+
+    A percentile is given only where every repetition's cell holds enough requests for it
+    (stats.min_count_for: 1,000 for p99, 10,000 for p99.9); `requests_min` says how many
+    the smallest cell held.
+    """
     table = run.table
+    if table.empty:
+        return pd.DataFrame()
     latency = table[(table["experiment"] == "latency") & (table["status"] == "ok")]
     rows = []
     for (variant, rate), group in latency.groupby(["variant", "target_rps"], sort=False):
+        fewest = int(group["measured_requests"].min())
         row: dict[str, Any] = {"variant": variant, "target_rps": float(rate),
-                               "repetitions": len(group)}
-        for p in ("p50", "p90", "p99", "p99.9"):
+                               "repetitions": len(group), "requests_min": fewest,
+                               "seconds_per_cell": float(group["window_s"].median())}
+        for p in PERCENTILES:
             e = estimates(group, f"latency_us_{p}")
-            row.update({f"{p}_ms": e.median / 1000, f"{p}_ms_low": e.low / 1000,
-                        f"{p}_ms_high": e.high / 1000})
+            shown = fewest >= min_count_for(float(p[1:]))
+            row.update({f"{p}_ms": e.median / 1000 if shown else None,
+                        f"{p}_ms_low": e.low / 1000 if shown else None,
+                        f"{p}_ms_high": e.high / 1000 if shown else None})
         achieved = estimates(group, "achieved_rps")
         row.update(achieved_rps=achieved.median, achieved_rps_low=achieved.low,
                    achieved_rps_high=achieved.high,
@@ -82,11 +106,33 @@ def latency_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """The latency experiment's cells at its highest rate: the load every headline latency,
+    throughput and CPU figure is read at (the same rate for every variant)."""
+    if table.empty:
+        return table
+    latency = table[(table["experiment"] == "latency") & (table["status"] == "ok")]
+    return latency[latency["target_rps"] == latency["target_rps"].max()]
+
+
+# Headline figures: summary key, the table's column, scale, and the percentile it needs
+# enough requests for (0: any cell of ten requests or more).
+HEADLINE_FIGURES = (
+    ("auth_us_p50", "auth_us_p50", 1.0, 50.0),
+    ("auth_us_p99", "auth_us_p99", 1.0, 99.0),
+    ("latency_ms_p50", "latency_us_p50", 1e-3, 50.0),
+    ("latency_ms_p99", "latency_us_p99", 1e-3, 99.0),
+    ("latency_ms_p999", "latency_us_p99.9", 1e-3, 99.9),
+    ("rps", "achieved_rps", 1.0, 0.0),
+    ("cpu_us_per_request", "server_cpu_us_per_request", 1.0, 0.0),
+)
+
+
 def variant_figures(run: Run) -> dict[str, dict[str, Any]]:
     table = run.table
     fits = memory_fits(run)
     wire = run.wire.set_index("variant") if not run.wire.empty else pd.DataFrame()
-    revocations = run.revocations
+    at_headline = headline(table)
     figures: dict[str, dict[str, Any]] = {}
     variants = list(dict.fromkeys(table["variant"])) if not table.empty else []
     for variant in variants:
@@ -99,41 +145,28 @@ def variant_figures(run: Run) -> dict[str, dict[str, Any]]:
         f["bytes_per_session_interval"] = [total.slope_low, total.slope_high] if total else None
         f["server_bytes_per_session"] = fit["server"].slope if fit.get("server") else None
         f["redis_bytes_per_session"] = fit["redis"].slope if fit.get("redis") else None
-        if not latency.empty:
-            lowest = latency[latency["target_rps"] == latency["target_rps"].min()]
-            highest = latency[latency["target_rps"] == latency["target_rps"].max()]
-            for name, frame, column, scale in (
-                    ("auth_us_p50", lowest, "auth_us_p50", 1.0),
-                    ("auth_us_p99", lowest, "auth_us_p99", 1.0),
-                    ("latency_ms_p50", highest, "latency_us_p50", 1e-3),
-                    ("latency_ms_p99", highest, "latency_us_p99", 1e-3),
-                    ("rps", highest, "achieved_rps", 1.0),
-                    ("cpu_us_per_request", highest, "server_cpu_us_per_request", 1.0)):
-                e = estimates(frame, column)
-                f[name] = e.median * scale
-                f[f"{name}_interval"] = [e.low * scale, e.high * scale]
+        cells = at_headline[at_headline["variant"] == variant]
+        if not cells.empty:
+            fewest = int(cells["measured_requests"].min())
+            f["requests_min"] = fewest
+            for name, column, scale, percentile in HEADLINE_FIGURES:
+                e = estimates(cells, column)
+                shown = fewest >= min_count_for(percentile)
+                f[name] = e.median * scale if shown else None
+                f[f"{name}_interval"] = [e.low * scale, e.high * scale] if shown else None
                 f[f"{name}_coverage"] = e.coverage
-            f["target_rps"] = float(highest["target_rps"].iloc[0])
+            f["target_rps"] = float(cells["target_rps"].iloc[0])
             f["error_rate"] = float(latency["failures"].sum() / max(1, latency["requests"].sum()))
             f["generator_bound"] = bool(
-                (highest["generator_cpu_max"] > GENERATOR_CPU_LIMIT).any()
+                (cells["generator_cpu_max"] > GENERATOR_CPU_LIMIT).any()
                 or (f["rps"] < RATE_SHORTFALL * f["target_rps"]))
         else:
-            for name in ("auth_us_p50", "auth_us_p99", "latency_ms_p50", "latency_ms_p99",
-                         "rps", "cpu_us_per_request", "error_rate"):
+            for name, *_ in HEADLINE_FIGURES:
                 f[name] = None
+            f["error_rate"] = None
         f["header_bytes"] = int(wire.loc[variant, "header_bytes"]) \
             if variant in wire.index else None
-        f["logout_revokes"] = None
-        if not revocations.empty and variant in set(revocations["variant"]):
-            observed = revocations[revocations["variant"] == variant]
-            refused = observed["refused_after_s"].notna()
-            f["logout_revokes"] = bool(refused.all())
-            f["logout_refused_share"] = float(refused.mean())
-            f["logout_still_accepted_s"] = (None if refused.all()
-                                            else float(observed["window_s"].max()))
-            f["logout_refused_after_s_max"] = (float(observed["refused_after_s"].max())
-                                               if refused.any() else None)
+        f.update(revocation_figures(run.revocations, variant))
         replicas = mine[mine["experiment"] == "replicas"]
         for routing in ("random", "sticky"):
             routed = replicas[replicas["routing"] == routing]
@@ -149,28 +182,147 @@ def variant_figures(run: Run) -> dict[str, dict[str, Any]]:
     return figures
 
 
-def _best(figures: dict[str, dict[str, Any]], group: tuple[str, ...], key: str
-          ) -> tuple[str, float] | None:
-    present = [(v, figures[v][key]) for v in group if v in figures and figures[v].get(key)
-               is not None]
-    return min(present, key=lambda item: item[1]) if present else None
+# A logged-out credential refused this soon, on every replica, was revoked by the logout;
+# one refused only later was refused because it expired (or not within the window at all).
+REVOKED_WITHIN_S = 0.5
 
 
-def _interval(figures: dict[str, dict[str, Any]], variant: str, key: str) -> Estimate | None:
-    f = figures.get(variant, {})
-    if f.get(key) is None or not f.get(f"{key}_interval"):
-        return None
-    low, high = f[f"{key}_interval"]
-    return Estimate(f[key], low, high, f.get(f"{key}_coverage", 0.0), 0)
+def revocation_figures(revocations: pd.DataFrame, variant: str) -> dict[str, Any]:
+    """How long a logged-out credential kept working, and how finely that was observed."""
+    if revocations.empty or variant not in set(revocations["variant"]):
+        return {"logout_revokes": None}
+    observed = revocations[revocations["variant"] == variant]
+    refused = observed["refused_after_s"].dropna()
+    f: dict[str, Any] = {
+        "logout_observations": len(observed),
+        "logout_revokes": bool(len(refused) == len(observed)
+                               and refused.max() <= REVOKED_WITHIN_S),
+        "logout_refused_share": float(len(refused) / len(observed)),
+        "logout_refused_after_s_p50": float(refused.median()) if len(refused) else None,
+        "logout_refused_after_s_max": float(refused.max()) if len(refused) else None,
+        "logout_window_s": float(observed["window_s"].max()),
+    }
+    if "resolution_s" in observed and observed["resolution_s"].notna().any():
+        f["logout_resolution_s_p50"] = float(observed["resolution_s"].median())
+        f["logout_resolution_s"] = float(observed["resolution_s"].max())
+    if "expires_after_s" in observed and observed["expires_after_s"].notna().any():
+        f["logout_expires_after_s_p50"] = float(observed["expires_after_s"].median())
+    return f
+
+
+# The session-versus-token comparisons the verdict rests on, declared before measuring (and
+# recorded in every run's manifest); docs/methodology.md gives the reasons at length.
+PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("session-memory", "jwt-hs256",
+     "the claim's own picture: sessions in server memory against the cheapest stateless "
+     "token"),
+    ("session-redis", "jwt-hs256-revocable",
+     "one Redis round trip per request each: a shared session store against a token that "
+     "can be revoked, which is what logout needs"),
+    ("session-cookie", "jwt-hs256",
+     "both keep the session on the client under a symmetric key: an encrypted cookie "
+     "against a signed token"),
+)
+# "No measurable difference" means the whole interval on the ratio lies within this.
+EQUIVALENCE_MARGIN = 0.10
+# Per-repetition figures compared in each pair (lower is better for all): axis, summary
+# key, the table's column, the percentile its cells need enough requests for.
+PAIR_FIGURES = (
+    ("CPU per request (server process CPU time)", "cpu_us_per_request",
+     "server_cpu_us_per_request", 0.0),
+    ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 50.0),
+    ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 99.0),
+)
+TOO_FEW = "too few requests"
+ALL_AXES = ("memory per live user", *(a for a, *_ in PAIR_FIGURES),
+            "bytes on the wire per request", "scaling out without sticky routing",
+            "logout (revocation)")
+NOT_MEASURED = "not measured"
+
+
+def per_repetition(cells: pd.DataFrame, variant: str, column: str,
+                   percentile: float) -> dict[int, float]:
+    """A variant's figure at the headline rate, repetition by repetition (cells with too
+    few requests for the percentile left out)."""
+    mine = cells[(cells["variant"] == variant)
+                 & (cells["measured_requests"] >= min_count_for(percentile))]
+    return {int(r): float(v) for r, v in zip(mine["repetition"], mine[column], strict=True)}
+
+
+def pair_comparisons(run: Run) -> list[dict[str, Any]]:
+    """For each declared pair and figure: token / session over paired repetitions, with its
+    interval, real coverage and verdict against the equivalence margin."""
+    cells = headline(run.table)
+    rows = []
+    for session, token, reason in PAIRS:
+        for axis, key, column, percentile in PAIR_FIGURES:
+            if cells.empty:
+                continue
+            if not {session, token} <= set(cells["variant"]):
+                continue
+            a = per_repetition(cells, session, column, percentile)
+            b = per_repetition(cells, token, column, percentile)
+            if not a or not b:
+                rows.append({"session": session, "token": token, "reason": reason,
+                             "axis": axis, "figure": key, "verdict": TOO_FEW,
+                             "detail": f"fewer than {min_count_for(percentile):,} requests "
+                                       f"per cell"})
+                continue
+            d = difference(a, b, EQUIVALENCE_MARGIN)
+            rows.append({"session": session, "token": token, "reason": reason, "axis": axis,
+                         "figure": key, "session_median": median_interval(list(a.values()))
+                         .median, "token_median": median_interval(list(b.values())).median,
+                         **d.as_dict()})
+    return rows
+
+
+def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, Any]:
+    """One verdict axis from its pair comparisons: the claim holds where the token side is
+    lower beyond the margin in every pair, fails where it is higher in every pair."""
+    mine = [r for r in rows if r["axis"] == axis]
+    if not mine:
+        return {"axis": axis, "holds": NOT_MEASURED, "sessions": "", "tokens": "",
+                "detail": "no pair measured on this axis"}
+    verdicts = {r["verdict"] for r in mine}
+    if TOO_FEW in verdicts:
+        return {"axis": axis, "holds": f"undetermined ({mine[0]['detail']} for it)",
+                "sessions": "", "tokens": "", "detail": "; ".join(
+                    f"{r['token']} / {r['session']}: {r.get('detail') or r['verdict']}"
+                    for r in mine)}
+    if verdicts == {LOWER}:
+        holds = "yes"
+    elif verdicts == {HIGHER}:
+        holds = "no"
+    elif verdicts == {EQUIVALENT}:
+        holds = EQUIVALENT
+    elif UNDETERMINED in verdicts:
+        holds = "undetermined (one repetition: no interval)"
+    elif verdicts <= {LOWER, HIGHER, EQUIVALENT}:
+        holds = "depends on the pair"
+    else:
+        holds = INCONCLUSIVE
+    detail = "; ".join(
+        f"{r['token']} / {r['session']}: {r['ratio']:.2f}x [{r['ratio_low']:.2f}, "
+        f"{r['ratio_high']:.2f}] ({r['coverage']:.1%} coverage, {r['pairs']} pairs): "
+        f"{describe(r['verdict'], r['token'])}" for r in mine)
+    return {"axis": axis, "holds": holds,
+            "sessions": _fmt([(r["session"], r["session_median"]) for r in mine], pattern),
+            "tokens": _fmt([(r["token"], r["token_median"]) for r in mine], pattern),
+            "detail": detail}
+
+
+def describe(verdict: str, token: str) -> str:
+    return {LOWER: f"{token} lower", HIGHER: f"{token} higher"}.get(verdict, verdict)
 
 
 def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
-            variants: Variants) -> dict[str, Any]:
-    """One row per axis, each with the measured numbers and whether the claim holds there."""
-    axes: list[dict[str, Any]] = []
+            variants: Variants, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per axis, each with the measured numbers and whether the claim holds there;
+    an axis this run could not measure says so."""
     sessions_group, tokens_group = variants.server_sessions, variants.stateless_tokens
+    axes: dict[str, dict[str, Any]] = {}
 
-    # 1. Memory per live user.
+    # Memory per live user.
     sessions = [(v, figures[v]["bytes_per_session"]) for v in sessions_group
                 if figures.get(v, {}).get("bytes_per_session") is not None]
     tokens = [(v, figures[v]["bytes_per_session"]) for v in tokens_group
@@ -185,17 +337,15 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
                   f"({million_mb:.0f} MiB per million users"
                   + (f", {share:.1%} of this machine's memory" if share is not None else "")
                   + f"); {worst_token[0]} {worst_token[1]:.0f} B per user")
-        axes.append({"axis": "memory per live user", "sessions": _fmt(sessions, "{:.0f} B"),
-                     "tokens": _fmt(tokens, "{:.0f} B"), "holds": holds, "detail": detail})
+        axes["memory per live user"] = {
+            "axis": "memory per live user", "sessions": _fmt(sessions, "{:.0f} B"),
+            "tokens": _fmt(tokens, "{:.0f} B"), "holds": holds, "detail": detail}
 
-    # 2. CPU per request (the server's own auth time).
-    axes.append(_compare_axis(figures, variants, "CPU per request (server auth time, p50)",
-                              "auth_us_p50", "{:.1f} µs", lower_is_better=True))
-    # 3. Latency at equal load.
-    axes.append(_compare_axis(figures, variants,
-                              "latency at equal load (p99 at the highest rate)",
-                              "latency_ms_p99", "{:.2f} ms", lower_is_better=True))
-    # 4. Bytes on the wire.
+    for axis, key, *_ in PAIR_FIGURES:
+        pattern = "{:.2f} ms" if key.startswith("latency_ms") else "{:.1f} µs"
+        axes[axis] = pair_axis(axis, pairs, pattern)
+
+    # Bytes on the wire.
     s_bytes = [(v, figures[v]["header_bytes"]) for v in sessions_group
                if figures.get(v, {}).get("header_bytes") is not None]
     t_bytes = [(v, figures[v]["header_bytes"]) for v in tokens_group
@@ -203,97 +353,80 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
     if s_bytes and t_bytes:
         largest_token, smallest_cookie = max(b for _, b in t_bytes), min(b for _, b in s_bytes)
         holds = "yes" if largest_token <= smallest_cookie else "no"
-        axes.append({"axis": "bytes on the wire per request", "sessions": _fmt(s_bytes, "{} B"),
-                     "tokens": _fmt(t_bytes, "{} B"), "holds": holds,
-                     "detail": f"a token costs up to {largest_token / smallest_cookie:.1f}x "
-                               "the bytes of a session cookie on every request"})
-    # 5. Scaling out without a shared store.
+        axes["bytes on the wire per request"] = {
+            "axis": "bytes on the wire per request", "sessions": _fmt(s_bytes, "{} B"),
+            "tokens": _fmt(t_bytes, "{} B"), "holds": holds,
+            "detail": f"a token costs up to {largest_token / smallest_cookie:.1f}x the bytes "
+                      "of a session cookie on every request"}
+
+    # Scaling out without a shared store.
     random_rates = {v: figures[v].get("replicas_random_failure_rate") for v in figures
                     if figures[v].get("replicas_random_failure_rate") is not None}
-    if random_rates:
-        mem = random_rates.get("session-memory")
-        shared = random_rates.get("session-redis")
-        tok = [random_rates[v] for v in tokens_group if v in random_rates]
-        holds = ("only without a shared store" if mem is not None and mem > 0.05 and
-                 (shared is None or shared < 0.01) else ("yes" if mem and mem > 0.05 else "no"))
-        axes.append({"axis": "scaling out without sticky routing",
-                     "sessions": _fmt([(v, r) for v, r in random_rates.items()
-                                       if v in sessions_group], "{:.0%} failed"),
-                     "tokens": _fmt([(v, r) for v, r in random_rates.items()
-                                     if v in tokens_group], "{:.0%} failed"),
-                     "holds": holds,
-                     "detail": (f"in-memory sessions fail {mem:.0%} of requests on random "
-                                "replicas" if mem is not None else "")
-                     + (f"; Redis-backed sessions {shared:.0%}" if shared is not None else "")
-                     + (f"; tokens {max(tok):.0%}" if tok else "")})
-    # 6. Logout.
-    revokes = {v: figures[v].get("logout_revokes") for v in figures
+    in_memory = [v for v in sessions_group if variants.facts[v]["state"] == "process"]
+    shared_store = [v for v in sessions_group if variants.facts[v]["state"] == "redis"]
+    mem = max((random_rates[v] for v in in_memory if v in random_rates), default=None)
+    shared = max((random_rates[v] for v in shared_store if v in random_rates), default=None)
+    tok = [random_rates[v] for v in tokens_group if v in random_rates]
+    if mem is not None and tok:
+        holds = ("only without a shared store" if mem > 0.05 and (shared is None or
+                                                                   shared < 0.01)
+                 else ("yes" if mem > 0.05 else "no"))
+        axes["scaling out without sticky routing"] = {
+            "axis": "scaling out without sticky routing",
+            "sessions": _fmt([(v, r) for v, r in random_rates.items() if v in sessions_group],
+                             "{:.0%} failed"),
+            "tokens": _fmt([(v, r) for v, r in random_rates.items() if v in tokens_group],
+                           "{:.0%} failed"),
+            "holds": holds,
+            "detail": f"in-memory sessions fail {mem:.0%} of requests on random replicas"
+                      + (f"; Redis-backed sessions {shared:.0%}" if shared is not None else "")
+                      + f"; tokens {max(tok):.0%}"}
+
+    # Logout.
+    revokes = {v: figures[v]["logout_revokes"] for v in figures
                if figures[v].get("logout_revokes") is not None}
-    if revokes:
-        words = {True: "revokes", False: "still accepted"}
-        others = [f"{v} {words[r]}" for v, r in revokes.items()
-                  if v not in sessions_group + tokens_group]
-        axes.append({"axis": "logout (revocation)",
-                     "sessions": _fmt([(v, words[r]) for v, r in revokes.items()
-                                       if v in sessions_group], "{}"),
-                     "tokens": _fmt([(v, words[r]) for v, r in revokes.items()
-                                     if v in tokens_group], "{}"),
-                     "holds": "no" if any(revokes.get(v) is False for v in tokens_group)
-                     else "n/a",
-                     "detail": "stateless tokens keep working after logout until they expire; "
-                               "revoking them needs server-side state again"
-                               + (f" ({'; '.join(others)})" if others else "")})
-    axes = [a for a in axes if a is not None]
-    return {"claim": CLAIM, "axes": axes, "conclusion": conclusion(axes)}
+    if any(v in revokes for v in tokens_group):
+        def words(v: str) -> str:
+            f = figures[v]
+            if revokes[v]:
+                return f"refused after {f['logout_refused_after_s_max'] * 1000:.0f} ms"
+            accepted = f.get("logout_refused_after_s_p50")
+            return (f"accepted {accepted:.1f} s, until it expired" if accepted is not None
+                    else f"accepted for the whole {f['logout_window_s']:g} s window")
+        others = [f"{v}: {words(v)}" for v in revokes if v not in sessions_group + tokens_group]
+        axes["logout (revocation)"] = {
+            "axis": "logout (revocation)",
+            "sessions": "; ".join(f"{v}: {words(v)}" for v in sessions_group if v in revokes),
+            "tokens": "; ".join(f"{v}: {words(v)}" for v in tokens_group if v in revokes),
+            "holds": "no" if any(revokes.get(v) is False for v in tokens_group) else "n/a",
+            "detail": "stateless tokens keep working after logout until they expire; "
+                      "revoking them needs server-side state again"
+                      + (f" ({'; '.join(others)})" if others else "")}
+    rows = [axes.get(a) or {"axis": a, "holds": NOT_MEASURED, "sessions": "", "tokens": "",
+                            "detail": "this run has no data for it"} for a in ALL_AXES]
+    return {"claim": CLAIM, "axes": rows, "conclusion": conclusion(rows),
+            "equivalence_margin": EQUIVALENCE_MARGIN,
+            "pairs": [{"session": a, "token": b, "reason": why} for a, b, why in PAIRS]}
 
 
 def _fmt(items: list[tuple[str, Any]], pattern: str) -> str:
     return ", ".join(f"{v}: {pattern.format(x)}" for v, x in items)
 
 
-def _compare_axis(figures: dict[str, dict[str, Any]], variants: Variants, axis: str, key: str,
-                  pattern: str, lower_is_better: bool) -> dict[str, Any] | None:
-    sessions_group, tokens_group = variants.server_sessions, variants.stateless_tokens
-    best_session = _best(figures, sessions_group, key)
-    best_token = _best(figures, tokens_group, key)
-    if best_session is None or best_token is None:
-        return None
-    s = _interval(figures, best_session[0], key)
-    t = _interval(figures, best_token[0], key)
-    # One repetition gives no interval (coverage 0). Several that agree to the microsecond
-    # (auth times are recorded in whole microseconds) give a zero-width one, which is fine.
-    if s is None or t is None or s.coverage == 0 or t.coverage == 0:
-        holds, detail = "undetermined (one repetition: no interval)", (
-            f"{best_session[0]} {pattern.format(best_session[1])} vs {best_token[0]} "
-            f"{pattern.format(best_token[1])}")
-    elif s.overlaps(t):
-        holds, detail = "no measurable difference", (
-            f"best session ({best_session[0]}) and best token ({best_token[0]}) intervals "
-            "overlap")
-    elif best_token[1] < best_session[1]:
-        holds = "yes"
-        detail = (f"{best_token[0]} {pattern.format(best_token[1])} vs {best_session[0]} "
-                  f"{pattern.format(best_session[1])}")
-    else:
-        holds = "no"
-        detail = (f"{best_session[0]} {pattern.format(best_session[1])} vs {best_token[0]} "
-                  f"{pattern.format(best_token[1])}: the session is cheaper")
-    sessions = [(v, figures[v][key]) for v in sessions_group if figures.get(v, {}).get(key)
-                is not None]
-    tokens = [(v, figures[v][key]) for v in tokens_group if figures.get(v, {}).get(key)
-              is not None]
-    return {"axis": axis, "sessions": _fmt(sessions, pattern), "tokens": _fmt(tokens, pattern),
-            "holds": holds, "detail": detail}
-
-
 def conclusion(axes: list[dict[str, Any]]) -> str:
-    """A short plain-language conclusion built only from the axis rows above."""
-    holds = [a["axis"] for a in axes if a["holds"] == "yes"]
-    fails = [a["axis"] for a in axes if a["holds"] == "no"]
-    conditional = [f"{a['axis']} ({a['holds']})" for a in axes
-                   if a["holds"].startswith("only")]
-    undetermined = [a["axis"] for a in axes if a["holds"].startswith("undetermined")]
-    ties = [a["axis"] for a in axes if a["holds"] == "no measurable difference"]
+    """A short plain-language conclusion built only from the axis rows above. With an axis
+    not measured, no overall verdict: a claim is not judged on the axes that happened to
+    run."""
+    def named(test: Any) -> list[str]:
+        return [a["axis"] + ("" if a["holds"] in ("yes", "no", EQUIVALENT) else
+                             f" ({a['holds']})") for a in axes if test(a["holds"])]
+
+    holds = named(lambda h: h == "yes")
+    fails = named(lambda h: h == "no")
+    conditional = named(lambda h: h.startswith("only"))
+    ties = named(lambda h: h == EQUIVALENT)
+    open_ = named(lambda h: h.startswith(("undetermined", INCONCLUSIVE, "depends")))
+    missing = [a["axis"] for a in axes if a["holds"] == NOT_MEASURED]
     parts = []
     if holds:
         parts.append("The claim holds on " + ", ".join(holds) + ".")
@@ -302,14 +435,17 @@ def conclusion(axes: list[dict[str, Any]]) -> str:
     if fails:
         parts.append("It does not hold on " + ", ".join(fails) + ".")
     if ties:
-        parts.append("There is no measurable difference on " + ", ".join(ties) + ".")
-    if undetermined:
-        parts.append("Too few repetitions to decide " + ", ".join(undetermined) + ".")
-    memory = next((a for a in axes if a["axis"] == "memory per live user"), None)
+        parts.append(f"There is no measurable difference (within ±{EQUIVALENCE_MARGIN:.0%}) "
+                     "on " + ", ".join(ties) + ".")
+    if open_:
+        parts.append("Not decided: " + ", ".join(open_) + ".")
+    memory = next((a for a in axes if a["axis"] == "memory per live user"
+                   and a["holds"] != NOT_MEASURED), None)
     if memory is not None:
         parts.append("Memory: " + memory["detail"] + ".")
-    if not parts:
-        return "This run has too little data for a verdict."
+    if missing:
+        return (f"No overall verdict: this run did not measure {', '.join(missing)}. "
+                + " ".join(parts)).strip()
     if holds and not (fails or conditional):
         overall = "true on every axis measured"
     elif holds or conditional:
@@ -320,13 +456,16 @@ def conclusion(axes: list[dict[str, Any]]) -> str:
 
 
 def summarize(run: Run) -> dict[str, Any]:
+    run.require_data()
     figures = variant_figures(run)
     memory = run.manifest.get("machine", {}).get("memory_bytes")
+    pairs = pair_comparisons(run)
     return nan_to_none({
         "run_id": run.manifest.get("run_id"),
         "status": run.manifest.get("status"),
         "profile": run.manifest.get("profile"),
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
-        "verdict": verdict(figures, memory, run.variants),
+        "pairs": pairs,
+        "verdict": verdict(figures, memory, run.variants, pairs),
     })

@@ -45,10 +45,17 @@ from loadtests.runner.tables import console
 
 def run_experiments(ctx: Context) -> None:
     """Each of the profile's experiments in its order, each with the plan it makes now (a
-    calibration earlier in the run may have changed its rates)."""
+    calibration earlier in the run may have changed its rates). One that fails is recorded
+    in the manifest's failures, and the run goes on with the next."""
     for name in ctx.profile.experiments:
         module = BY_NAME[name]
-        module.run(ctx, module.plan(ctx))
+        try:
+            module.run(ctx, module.plan(ctx))
+        except Interrupted:
+            raise
+        except Exception as exc:  # one experiment's failure is a row of the manifest
+            console.print_exception(max_frames=8)
+            ctx.fail(name, "all", f"the experiment stopped: {type(exc).__name__}: {exc}")
     ctx.progress.update(ctx.task, description="done")
 
 

@@ -26,6 +26,7 @@ class Section:
     # With a calibration: each rate a fraction of the lowest capacity of the variants measured
     # (so every variant gets the same rates, all within its capacity); `rates` without one.
     fractions: tuple[float, ...] = ()
+    repetitions: int = 0  # 0: the profile's
 
     PLACEHOLDER: ClassVar[dict[str, Any]] = {"rates": [100]}
 
@@ -52,7 +53,7 @@ def plan(ctx: Context) -> list[Planned]:
     spec: Section = ctx.profile.latency
     return [Planned(NAME, variant, f"r{rate:g}", rep, "browse", rate, spec.users,
                     spec.duration_s)
-            for rep in range(1, ctx.profile.repetitions + 1)
+            for rep in range(1, ctx.profile.repetitions_for(NAME) + 1)
             for rate in rates(ctx)
             for variant in ctx.profile.variants_for(NAME)]  # interleaved
 

@@ -58,7 +58,13 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                         ctx.skip()
                         continue
                     size = step.info["population"]
-                    row = grow(ctx, group, size - live, size, rep)
+                    try:
+                        row = grow(ctx, group, size - live, size, rep)
+                    except (OSError, ValueError, KeyError) as exc:  # refused, lost, garbled
+                        group.failed = f"seeding {size:,} live users failed: {exc}"
+                        ctx.fail(NAME, variant, group.failed)
+                        ctx.skip()
+                        continue
                     live = int(row["live_sessions"])
                     rows.append(row)
                     write_csv(path, COLUMNS, rows)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ def add_options(parser: LocustArgumentParser) -> None:
                        help="population: live credentials the requests are spread over")
     group.add_argument("--revocation-window", type=float, default=3.0,
                        help="revocation: seconds to keep presenting a logged-out credential")
+    group.add_argument("--revocation-probe-interval", type=float, default=0.002,
+                       help="revocation: seconds between two rounds of probes of the replicas")
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Shared:
     sticky: bool = False
     login_users: int = 10_000
     revocation_window: float = 3.0
+    revocation_probe_interval: float = 0.002
     pool: list[Credential] = field(default_factory=list)
     pacer: Any = None
 
@@ -133,6 +137,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     shared.sticky = options.sticky
     shared.login_users = options.login_users
     shared.revocation_window = options.revocation_window
+    shared.revocation_probe_interval = options.revocation_probe_interval
     if not isinstance(environment.runner, MasterRunner):  # the master sends no requests
         prepare_load(environment, shared)
     # Counted from here, after the pool is filled: the load starts now.
@@ -219,11 +224,13 @@ class AuthUser(FastHttpUser):
                 return False
             return True
 
-    def probe_after_logout(self, credential: Credential, host: str) -> bool | None:
+    def probe_after_logout(self, credential: Credential, host: str,
+                           expires_at: float | None = None) -> bool | None:
         """Present a logged-out credential: True accepted, False refused, None broken.
 
         Acceptance is a failure on a variant that revokes; refusal is one on a variant
-        that cannot (its credential must stay valid until it expires).
+        that cannot, before the credential's expiry (`expires_at`, where the client can
+        read it: a JWT's `exp`).
         """
         revokes = variant(self.shared.variant).logout_revokes
         with self.client.get(host + "/me", headers=credential.headers,
@@ -233,10 +240,11 @@ class AuthUser(FastHttpUser):
                     resp.failure(f"{self.shared.variant} accepted a logged-out credential")
                 return True
             if resp.status_code == 401:
-                if revokes:
-                    resp.success()
+                if not revokes and expires_at is not None and time.time() < expires_at:
+                    resp.failure(f"{self.shared.variant} refused a credential it cannot revoke "
+                                 "before it expired")
                 else:
-                    resp.failure(f"{self.shared.variant} refused a credential it cannot revoke")
+                    resp.success()
                 return False
             resp.failure(f"after logout: {resp.status_code}")
             return None

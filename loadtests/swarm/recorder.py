@@ -2,6 +2,8 @@
 
 - every response time at full precision (microseconds) in an HDR histogram per request name,
   beside the server's own auth time from `Server-Timing`;
+- the reads (GET requests) second by second, in an HDR histogram per second of the measured
+  window, so latency over time is read in microseconds too;
 - the CPU of each Locust process once a second (a generator-bound run must be flagged);
 - revocation observations (how long a logged-out credential kept working).
 
@@ -33,7 +35,8 @@ _SERVER_TIMING = re.compile(r"auth;dur=([0-9.]+)")
 CPU_SAMPLE_SECONDS = 1.0
 WINDOW_MESSAGE = "authscale_window"
 REVOCATION_COLUMNS = ("variant", "host", "logout_at", "window_s", "probes",
-                      "refused_after_s")
+                      "refused_after_s", "resolution_s", "expires_after_s")
+TIMELINE_COLUMNS = ("second", "count", "p50_us", "p90_us", "p99_us", "max_us")
 
 
 def new_histogram() -> HdrHistogram:
@@ -48,6 +51,8 @@ class Recorder:
         self.process_id = "local"
         self.latency: dict[str, HdrHistogram] = defaultdict(new_histogram)
         self.auth: dict[str, HdrHistogram] = defaultdict(new_histogram)
+        # Reads, by whole second since measure_from.
+        self.timeline: dict[int, HdrHistogram] = defaultdict(new_histogram)
         self.cpu_samples: list[tuple[float, str, int, float]] = []
         self.revocations: list[dict[str, Any]] = []
         self._sampler: gevent.Greenlet | None = None
@@ -77,8 +82,10 @@ class Recorder:
         if start_time is not None and start_time < self.measure_from:
             return
         key = f"{request_type} {name}"
-        latency_us = round(response_time * 1000)
-        self.latency[key].record_value(max(LOWEST_US, min(HIGHEST_US, latency_us)))
+        latency_us = max(LOWEST_US, min(HIGHEST_US, round(response_time * 1000)))
+        self.latency[key].record_value(latency_us)
+        if request_type == "GET" and start_time is not None:
+            self.timeline[int(start_time - self.measure_from)].record_value(latency_us)
         timing = response.headers.get("Server-Timing") if response is not None and \
             response.headers else None
         if timing:
@@ -106,6 +113,7 @@ class Recorder:
         self.test_stop = None
         self.latency.clear()
         self.auth.clear()
+        self.timeline.clear()
         self.cpu_samples.clear()
         self.revocations.clear()
         if self._sampler is None:
@@ -133,11 +141,13 @@ class Recorder:
         data["authscale"] = {
             "latency": {k: h.encode().decode() for k, h in self.latency.items()},
             "auth": {k: h.encode().decode() for k, h in self.auth.items()},
+            "timeline": {str(k): h.encode().decode() for k, h in self.timeline.items()},
             "cpu": self.cpu_samples,
             "revocations": self.revocations,
         }
         self.latency.clear()
         self.auth.clear()
+        self.timeline.clear()
         self.cpu_samples = []
         self.revocations = []
 
@@ -148,6 +158,8 @@ class Recorder:
         for target, kind in ((self.latency, "latency"), (self.auth, "auth")):
             for key, encoded in shipped[kind].items():
                 target[key].add(HdrHistogram.decode(encoded.encode()))
+        for second, encoded in shipped["timeline"].items():
+            self.timeline[int(second)].add(HdrHistogram.decode(encoded.encode()))
         self.cpu_samples.extend(tuple(s) for s in shipped["cpu"])
         self.revocations.extend(shipped["revocations"])
 
@@ -180,3 +192,8 @@ class Recorder:
         write_csv(Path(f"{prefix}_generator_cpu.csv"), cpu_columns,
                   (dict(zip(cpu_columns, s, strict=True)) for s in sorted(self.cpu_samples)))
         write_csv(Path(f"{prefix}_revocation.csv"), REVOCATION_COLUMNS, self.revocations)
+        write_csv(Path(f"{prefix}_timeline.csv"), TIMELINE_COLUMNS, (
+            {"second": second, "count": h.get_total_count(),
+             "p50_us": h.get_value_at_percentile(50), "p90_us": h.get_value_at_percentile(90),
+             "p99_us": h.get_value_at_percentile(99), "max_us": h.get_max_value()}
+            for second, h in sorted(self.timeline.items()) if second >= 0))

@@ -7,10 +7,13 @@ the scenarios only say what a user does.
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import gevent
 from locust import SequentialTaskSet, TaskSet, task
 
 if TYPE_CHECKING:
@@ -105,46 +108,59 @@ class ReplicaTasks(TaskSet):
 
 
 class RevocationTasks(TaskSet):
-    """Log out, keep presenting the old credential, and record when it stops working."""
+    """Log in, log out, then present the old credential to every replica in turn, every
+    `--revocation-probe-interval` seconds, until each refuses it or the window ends.
+
+    One task run is a whole cycle (many requests): this scenario measures when a credential
+    stops working, not a request rate. Each replica's observation keeps the time from logout
+    to its first refusal, and the gap between the last probe it accepted and that refusal:
+    the resolution of the figure.
+    """
 
     user: AuthUser
 
-    def on_start(self) -> None:
-        self.start_cycle()
-
-    def start_cycle(self) -> None:
-        self.credential: Credential | None = None
-        self.logout_at: float | None = None
-        self.pending: dict[str, dict[str, Any]] = {}
-
     @task
-    def step(self) -> None:
+    def cycle(self) -> None:
         user, shared = self.user, self.user.shared
-        if self.credential is None:
-            self.credential = user.login()
-        elif self.logout_at is None:
-            if user.logout(self.credential):
-                self.logout_at = time.time()
-                self.pending = {host: {"variant": shared.variant, "host": host,
-                                       "logout_at": self.logout_at,
-                                       "window_s": shared.revocation_window,
-                                       "probes": 0, "refused_after_s": None}
-                                for host in shared.hosts}
-        else:
-            self.probe(random.choice(list(self.pending)))
+        credential = user.login()
+        if credential is None or not user.logout(credential):
+            return
+        logout_at = time.time()
+        expires_at = expiry_of(credential.secret)
+        pending = {host: {"variant": shared.variant, "host": host, "logout_at": logout_at,
+                          "window_s": shared.revocation_window, "probes": 0,
+                          "refused_after_s": None, "resolution_s": None,
+                          "expires_after_s": round(expires_at - logout_at, 6)
+                          if expires_at is not None else None,
+                          "last_accepted": logout_at}
+                   for host in shared.hosts}
+        while pending:
+            for host in list(pending):
+                observation = pending[host]
+                sent = time.time()
+                accepted = user.probe_after_logout(credential, host, expires_at)
+                observation["probes"] += 1
+                if accepted:
+                    observation["last_accepted"] = sent
+                elif accepted is False:
+                    observation["refused_after_s"] = round(sent - logout_at, 6)
+                    observation["resolution_s"] = round(sent - observation["last_accepted"], 6)
+                if accepted is False or sent - logout_at >= shared.revocation_window:
+                    del observation["last_accepted"]
+                    shared.recorder.record_revocation(pending.pop(host))
+            gevent.sleep(shared.revocation_probe_interval)
 
-    def probe(self, host: str) -> None:
-        observation = self.pending[host]
-        elapsed = time.time() - (self.logout_at or 0.0)
-        assert self.credential is not None
-        accepted = self.user.probe_after_logout(self.credential, host)
-        observation["probes"] += 1
-        if accepted is False:
-            observation["refused_after_s"] = round(elapsed, 6)
-        if accepted is False or elapsed >= self.user.shared.revocation_window:
-            self.user.shared.recorder.record_revocation(self.pending.pop(host))
-        if not self.pending:
-            self.start_cycle()
+
+def expiry_of(secret: str | None) -> float | None:
+    """A JWT's `exp`, read without verifying it (the client's view); None for a cookie."""
+    parts = (secret or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 SCENARIOS: dict[str, type[TaskSet]] = {

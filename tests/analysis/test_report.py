@@ -214,3 +214,45 @@ def test_cli_error_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "not a run folder" in done.stderr
+
+
+def analysis_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], names: str) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert names in lines[0], lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncated measurement", "corrupt histogram",
+                                 "missing histograms", "garbled manifest", "nothing measured"])
+def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str) -> None:
+    measurement = sorted(run_copy.glob("raw/latency/*/*/measurement.json"))[0]
+    hdr = measurement.parent / "locust_hdr.json"
+    if how == "truncated measurement":
+        broken = measurement
+        measurement.write_text(measurement.read_text()[:40])
+    elif how == "corrupt histogram":
+        broken = hdr
+        data = json.loads(hdr.read_text())
+        name = next(iter(data["histograms"]))
+        data["histograms"][name]["latency"] = "SGVsbG8gd29ybGQ="
+        hdr.write_text(json.dumps(data))
+    elif how == "missing histograms":
+        broken = hdr
+        hdr.unlink()
+    elif how == "garbled manifest":
+        broken = run_copy / "manifest.json"
+        broken.write_bytes(b"\x00\xff{{")
+    else:
+        broken = run_copy
+        shutil.rmtree(run_copy / "raw")
+    assert_one_line_error(analysis_cli(run_copy), str(broken))
+    # Comparing with it names the same file, from either side.
+    assert_one_line_error(analysis_cli("compare", DATA, run_copy), str(broken))
+    assert_one_line_error(analysis_cli("compare", run_copy, DATA), str(broken))

@@ -7,8 +7,19 @@ import math
 import pytest
 
 from analysis.load import Variants
-from analysis.stats import linear_fit, median_interval
-from analysis.summary import _compare_axis
+from analysis.stats import (
+    EQUIVALENT,
+    HIGHER,
+    INCONCLUSIVE,
+    LOWER,
+    UNDETERMINED,
+    difference,
+    linear_fit,
+    median_interval,
+    min_count_for,
+    paired_ratios,
+)
+from analysis.summary import NOT_MEASURED, pair_axis, verdict
 from servers.variants.registry import BY_NAME
 
 
@@ -59,20 +70,73 @@ def test_linear_fit_needs_two_distinct_x() -> None:
     assert linear_fit([1, 1], [2, 3]) is None
 
 
-def test_identical_repetitions_decide_but_one_repetition_does_not() -> None:
-    # Auth times are whole microseconds: 5, 5, 5 is three agreeing repetitions, not one.
-    def figures(session: list[float], token: list[float]) -> dict[str, dict[str, object]]:
-        out: dict[str, dict[str, object]] = {}
-        for variant, values in (("session-memory", session), ("jwt-hs256", token)):
-            e = median_interval(values)
-            out[variant] = {"auth_us_p50": e.median, "auth_us_p50_interval": [e.low, e.high],
-                            "auth_us_p50_coverage": e.coverage}
-        return out
+def test_paired_ratios_pair_by_repetition() -> None:
+    # Repetition 3 is missing on one side and repetition 4 has a zero base: both left out.
+    base = {1: 100.0, 2: 200.0, 3: 50.0, 4: 0.0}
+    other = {1: 110.0, 2: 180.0, 4: 7.0, 5: 9.0}
+    assert paired_ratios(base, other) == [1.1, 0.9]
 
+
+@pytest.mark.parametrize(("ratios", "verdict"), [
+    ([0.80, 0.82, 0.85, 0.79, 0.84], LOWER),        # interval [0.79, 0.85], all below 0.9
+    ([1.20, 1.15, 1.31, 1.22, 1.18], HIGHER),       # [1.15, 1.31], all above 1.1
+    ([0.97, 1.02, 1.05, 0.95, 1.00], EQUIVALENT),   # [0.95, 1.05], inside +-10%
+    ([0.85, 0.95, 1.00, 1.02, 0.98], INCONCLUSIVE),  # [0.85, 1.02] crosses 0.9
+    ([0.70, 1.30, 1.00, 0.95, 1.05], INCONCLUSIVE),  # straddles both edges
+    ([0.5], UNDETERMINED),                          # one pair: no interval
+])
+def test_difference_against_the_margin_by_hand(ratios: list[float], verdict: str) -> None:
+    base = {i: 100.0 for i in range(len(ratios))}
+    other = {i: 100.0 * r for i, r in enumerate(ratios)}
+    d = difference(base, other, 0.10)
+    assert d.verdict == verdict
+    if len(ratios) == 5:
+        # Five pairs: the interval is the full range, covering the median with
+        # probability 1 - 2 / 2^5 = 93.75%, which is what the tables print.
+        assert (d.ratio.low, d.ratio.high) == pytest.approx((min(ratios), max(ratios)))
+        assert d.as_dict()["coverage"] == 0.9375
+        assert d.ratio.median == pytest.approx(sorted(ratios)[2])
+
+
+def test_percentile_needs_ten_requests_beyond_it() -> None:
+    assert min_count_for(99.9) == 10_000
+    assert min_count_for(99) == 1_000
+    assert min_count_for(90) == 100
+    assert min_count_for(50) == 20
+    assert min_count_for(0) == 10
+
+
+def pair_row(session: str, token: str, verdict: str) -> dict[str, object]:
+    return {"session": session, "token": token, "axis": "cpu", "verdict": verdict,
+            "ratio": 1.0, "ratio_low": 0.9, "ratio_high": 1.1, "coverage": 0.9375, "pairs": 5,
+            "session_median": 10.0, "token_median": 10.0}
+
+
+@pytest.mark.parametrize(("verdicts", "holds"), [
+    ((LOWER, LOWER), "yes"),
+    ((HIGHER, HIGHER), "no"),
+    ((EQUIVALENT, EQUIVALENT), EQUIVALENT),
+    ((LOWER, HIGHER), "depends on the pair"),
+    ((LOWER, INCONCLUSIVE), INCONCLUSIVE),
+    ((LOWER, UNDETERMINED), "undetermined (one repetition: no interval)"),
+])
+def test_an_axis_holds_only_when_every_declared_pair_agrees(verdicts: tuple[str, str],
+                                                            holds: str) -> None:
+    rows = [pair_row("session-memory", "jwt-hs256", verdicts[0]),
+            pair_row("session-redis", "jwt-hs256-revocable", verdicts[1])]
+    assert pair_axis("cpu", rows, "{:.1f}")["holds"] == holds
+    assert pair_axis("latency", rows, "{:.1f}")["holds"] == NOT_MEASURED
+
+
+def test_no_overall_verdict_over_axes_not_measured() -> None:
     variants = Variants({name: spec.facts() for name, spec in BY_NAME.items()})
-    axis = _compare_axis(figures([5, 5, 5], [48, 49, 52]), variants, "cpu", "auth_us_p50",
-                         "{:.1f}", lower_is_better=True)
-    assert axis is not None and axis["holds"] == "no"
-    axis = _compare_axis(figures([5], [49]), variants, "cpu", "auth_us_p50", "{:.1f}",
-                         lower_is_better=True)
-    assert axis is not None and axis["holds"].startswith("undetermined")
+    figures = {"session-memory": {"bytes_per_session": 700.0, "header_bytes": 60},
+               "jwt-hs256": {"bytes_per_session": 5.0, "header_bytes": 280}}
+    result = verdict(figures, 2**34, variants, [])
+    holds = {a["axis"]: a["holds"] for a in result["axes"]}
+    assert holds["memory per live user"] == "yes"
+    assert holds["bytes on the wire per request"] == "no"
+    assert holds["logout (revocation)"] == NOT_MEASURED
+    assert result["conclusion"].startswith("No overall verdict: this run did not measure ")
+    assert "logout (revocation)" in result["conclusion"]
+    assert "Overall:" not in result["conclusion"]

@@ -226,3 +226,41 @@ def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path)
     # The other variant was measured in every repetition all the same.
     measured = list(run_folder(results).glob("raw/latency/jwt-hs256/*/measurement.json"))
     assert len(measured) == 2
+
+
+SEEDING_FAILS = """
+name = "seedfail"
+variants = ["session-memory", "jwt-hs256"]
+repetitions = 1
+warmup_s = 0
+login_users = 100
+experiments = ["population", "wire"]
+[population]
+# The admin route refuses more than 10^7 at once (400): the second step's seeding fails.
+sizes = [1000, 20000000]
+variants = ["session-memory"]
+rate = 50
+users = 2
+duration_s = 1
+pool_size = 20
+"""
+
+
+def test_a_failed_experiment_is_one_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    profile = tmp_path / "seedfail.toml"
+    profile.write_text(SEEDING_FAILS)
+    proc = bench("--profile", str(profile), "--no-report", results=tmp_path)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 1, output[-3000:]  # incomplete
+    run = run_folder(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    [failure] = manifest["failures"]
+    assert (failure["experiment"], failure["variant"]) == ("population", "session-memory")
+    assert "seeding 20,000,000 live users failed" in failure["reason"]
+    assert "400" in failure["reason"]
+    # What came before it was kept, and the next experiment ran.
+    assert (run / "raw" / "population" / "session-memory" / "n1000-rep1" /
+            "measurement.json").exists()
+    with open(run / "raw" / "wire.csv", newline="") as fh:
+        assert {r["variant"] for r in csv.DictReader(fh)} == {"session-memory", "jwt-hs256"}
