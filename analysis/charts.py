@@ -48,7 +48,10 @@ def plain(ax: plt.Axes, axis: str = "both") -> None:
         if axis not in (name, "both"):
             continue
         if one.get_scale() == "log":
-            one.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+            low, high = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+            decades = np.log10(high / low) if low > 0 else 9.0
+            subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
+            one.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
         one.set_major_formatter(formatter)
         one.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -199,6 +202,7 @@ def wire_bytes(run: Run, path: Path, requests_per_day: float) -> Path:
         per_day = value * requests_per_day / 1e9
         ax.annotate(f"{value} B\n{per_day:,.1f} GB/day", (bar.get_x() + bar.get_width() / 2,
                     value), ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0, max([*values, 1]) * 1.2)  # room for the labels above the bars
     ax.set_ylabel("bytes the credential adds to each request")
     ax.set_title(f"Credential bytes per request (per day at {requests_per_day:,.0f} requests)")
     plain(ax, "y")
@@ -282,7 +286,8 @@ def revocation(run: Run, path: Path) -> Path:
 
 
 def over_time(run: Run, path: Path) -> Path:
-    """Server RSS and each second's p50 and p99 through the headline cells."""
+    """Server RSS of every headline cell, and each variant's p50 and p99 second by second
+    (the median over its repetitions of each second's figure)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     measurements = run.measurements("latency")
     if not measurements:
@@ -291,22 +296,20 @@ def over_time(run: Run, path: Path) -> Path:
         return _save(fig, path)
     rate = max(m.record.target_rps for m in measurements)
     headline = [m for m in measurements if m.record.target_rps == rate and m.record.ok]
-    seen: set[str] = set()
-    for m in headline:
-        c = colour(run, m.record.variant)
-        label = m.record.variant if m.record.variant not in seen else None
-        seen.add(m.record.variant)
-        samples = m.samples
-        if not samples.empty:
-            first = samples[samples["replica"] == 0]
-            top.plot(first["timestamp"] - m.window[0], first["server_rss_bytes"] / 2**20,
-                     color=c, alpha=0.6, label=label)
-        timeline = m.timeline
-        if not timeline.empty:
-            bottom.plot(timeline["second"] + 0.5, timeline["p50_us"] / 1000, color=c,
-                        alpha=0.7)
-            bottom.plot(timeline["second"] + 0.5, timeline["p99_us"] / 1000, color=c,
-                        alpha=0.7, linestyle="--")
+    for variant in run.variants.ordered({m.record.variant for m in headline}):
+        mine = [m for m in headline if m.record.variant == variant]
+        c = colour(run, variant)
+        for i, m in enumerate(mine):
+            first = m.samples[m.samples["replica"] == 0] if not m.samples.empty else None
+            if first is not None:
+                top.plot(first["timestamp"] - m.window[0], first["server_rss_bytes"] / 2**20,
+                         color=c, alpha=0.6, label=variant if i == 0 else None)
+        seconds = pd.concat([m.timeline for m in mine], ignore_index=True)
+        if seconds.empty:
+            continue
+        per_second = seconds.groupby("second")[["p50_us", "p99_us"]].median() / 1000
+        bottom.plot(per_second.index + 0.5, per_second["p50_us"], color=c, label=variant)
+        bottom.plot(per_second.index + 0.5, per_second["p99_us"], color=c, linestyle="--")
     if all(m.timeline.empty for m in headline):
         bottom.text(0.5, 0.5, "no per-second histograms in this run (recorded since they "
                     "were added)", ha="center", va="center", transform=bottom.transAxes)
@@ -315,10 +318,11 @@ def over_time(run: Run, path: Path) -> Path:
         ax.grid(True, alpha=0.3)
         plain(ax)
     top.set_ylabel("server RSS (MiB)")
-    top.set_title(f"Over time at {rate:,.0f} req/s, every cell "
-                  "(0 = end of warm-up; left of it is thrown away)")
+    top.set_title(f"Over time at {rate:,.0f} req/s (0 = end of warm-up; left of it is thrown "
+                  "away)")
     top.legend(fontsize=7, ncol=3)
     bottom.set_ylabel("latency per second (ms):\np50 solid, p99 dashed")
+    bottom.set_title("Each second's p50 and p99, the median over the repetitions", fontsize=9)
     bottom.set_ylim(bottom=0)
     bottom.set_xlabel("seconds since the end of warm-up")
     return _save(fig, path)

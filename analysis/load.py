@@ -207,8 +207,13 @@ class Measurement:
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
-        """Reads second by second in microseconds (runs since per-second histograms)."""
-        return read_csv(self.path("timeline.csv"))
+        """Reads second by second in microseconds, the whole seconds of the measured window
+        only (requests sent while Locust was stopping are not the service's)."""
+        frame = read_csv(self.path("timeline.csv"))
+        start, stop = self.window
+        if frame.empty or np.isnan(start):
+            return frame
+        return frame[frame["second"] < int(stop - start)]
 
     def server_cpu_seconds(self) -> float:
         """Server CPU time spent inside the measured window (interpolated, replica 0)."""

@@ -100,9 +100,9 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(table_block(("pair (session → token)", "figure", "session", "token",
                                "ratio token / session [interval]", "coverage", "pairs",
                                f"verdict (margin ±{margin:.0%})"), rows,
-                              "CPU in µs of server process CPU time per request; time "
-                              "authenticating in µs (Server-Timing p50); latency in ms "
-                              "(client p99)."))
+                              "CPU: µs of server process CPU time per request; time "
+                              "authenticating: µs (Server-Timing p50); latency: ms (client "
+                              "p99)."))
 
     blocks.append(Block("h2", "1. Memory per live user"))
     blocks.append(Block("image", charts["memory"], "Server RSS plus Redis used_memory as live "
@@ -224,9 +224,10 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                   "accepted and its first refusal; the switch happened in it."))
 
     blocks.append(Block("h2", "7. Over time"))
-    blocks.append(Block("image", charts["over_time"], "Each line one cell of the headline "
-                        "rate: server RSS (top) and the p50 and p99 of each second's reads "
-                        "from microsecond histograms (bottom); 0 is the end of the warm-up."))
+    blocks.append(Block("image", charts["over_time"], "At the headline rate: the server's RSS "
+                        "in every cell (top), and each second's p50 and p99 of the reads, from "
+                        "microsecond histograms, the median over the repetitions (bottom); 0 "
+                        "is the end of the warm-up."))
 
     blocks.append(Block("h2", "8. Cost model"))
     blocks.extend(cost_blocks(variants, figures, users, rps, prices))

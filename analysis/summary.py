@@ -226,12 +226,13 @@ PAIRS: tuple[tuple[str, str, str], ...] = (
 # "No measurable difference" means the whole interval on the ratio lies within this.
 EQUIVALENCE_MARGIN = 0.10
 # Per-repetition figures compared in each pair (lower is better for all): axis, summary
-# key, the table's column, the percentile its cells need enough requests for.
+# key, the table's column, its scale to the key's unit, the percentile its cells need
+# enough requests for.
 PAIR_FIGURES = (
     ("CPU per request (server process CPU time)", "cpu_us_per_request",
-     "server_cpu_us_per_request", 0.0),
-    ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 50.0),
-    ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 99.0),
+     "server_cpu_us_per_request", 1.0, 0.0),
+    ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 1.0, 50.0),
+    ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 1e-3, 99.0),
 )
 TOO_FEW = "too few requests"
 ALL_AXES = ("memory per live user", *(a for a, *_ in PAIR_FIGURES),
@@ -255,7 +256,7 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
     cells = headline(run.table)
     rows = []
     for session, token, reason in PAIRS:
-        for axis, key, column, percentile in PAIR_FIGURES:
+        for axis, key, column, scale, percentile in PAIR_FIGURES:
             if cells.empty:
                 continue
             if not {session, token} <= set(cells["variant"]):
@@ -270,8 +271,9 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
                 continue
             d = difference(a, b, EQUIVALENCE_MARGIN)
             rows.append({"session": session, "token": token, "reason": reason, "axis": axis,
-                         "figure": key, "session_median": median_interval(list(a.values()))
-                         .median, "token_median": median_interval(list(b.values())).median,
+                         "figure": key,
+                         "session_median": median_interval(list(a.values())).median * scale,
+                         "token_median": median_interval(list(b.values())).median * scale,
                          **d.as_dict()})
     return rows
 
@@ -305,10 +307,11 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, 
         f"{r['token']} / {r['session']}: {r['ratio']:.2f}x [{r['ratio_low']:.2f}, "
         f"{r['ratio_high']:.2f}] ({r['coverage']:.1%} coverage, {r['pairs']} pairs): "
         f"{describe(r['verdict'], r['token'])}" for r in mine)
-    return {"axis": axis, "holds": holds,
-            "sessions": _fmt([(r["session"], r["session_median"]) for r in mine], pattern),
-            "tokens": _fmt([(r["token"], r["token_median"]) for r in mine], pattern),
-            "detail": detail}
+    # A variant in two pairs is listed once.
+    sessions = {r["session"]: r["session_median"] for r in mine}
+    tokens = {r["token"]: r["token_median"] for r in mine}
+    return {"axis": axis, "holds": holds, "sessions": _fmt(list(sessions.items()), pattern),
+            "tokens": _fmt(list(tokens.items()), pattern), "detail": detail}
 
 
 def describe(verdict: str, token: str) -> str:
