@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv[1:])
         try:
             base, changed = Run(args.base), Run(args.changed)
-            text = render(compare_runs(base, changed), base.path.name, changed.path.name)
+            rows, axes = compare_runs(base, changed)
+            text = render(rows, axes, base.path.name, changed.path.name)
         except RunFolderError as exc:
             print(f"python -m analysis compare: {exc}", file=sys.stderr)
             return 2

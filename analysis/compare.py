@@ -42,14 +42,30 @@ def compare(base: dict[str, Any], changed: dict[str, Any]) -> list[dict[str, Any
     return rows
 
 
-def compare_runs(base: Run, changed: Run) -> list[dict[str, Any]]:
-    return compare(summarize(base), summarize(changed))
+def verdicts(base: dict[str, Any], changed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each verdict axis of both runs side by side: does the claim come out the same?"""
+    before = {a["axis"]: a["holds"] for a in base["verdict"]["axes"]}
+    after = {a["axis"]: a["holds"] for a in changed["verdict"]["axes"]}
+    return [{"axis": axis, "base": before.get(axis, "–"), "changed": after.get(axis, "–"),
+             "same": before.get(axis) == after.get(axis)}
+            for axis in dict.fromkeys([*before, *after])]
 
 
-def render(rows: list[dict[str, Any]], base: str, changed: str) -> str:
+def compare_runs(base: Run, changed: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    a, b = summarize(base), summarize(changed)
+    return compare(a, b), verdicts(a, b)
+
+
+def render(rows: list[dict[str, Any]], axes: list[dict[str, Any]], base: str,
+           changed: str) -> str:
     lines = [f"# authscale compare: {base} -> {changed}", "",
-             "| variant | figure | base | changed | ratio | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| axis | base | changed | same verdict? |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a['axis']} | {a['base']} | {a['changed']} | "
+              f"{'yes' if a['same'] else '**no**'} |" for a in axes]
+    same = sum(a["same"] for a in axes)
+    lines += ["", f"{same} of {len(axes)} axes give the same verdict.", "",
+              "| variant | figure | base | changed | ratio | verdict |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['figure']} ({r['unit']}) | {r['base']:.4g} | "
                      f"{r['changed']:.4g} | {r['ratio']:.3f}x | {r['verdict']} |")

@@ -227,6 +227,27 @@ class Measurement:
         cpu = np.interp([start, stop], first["timestamp"], first["server_cpu_seconds"])
         return float(cpu[1] - cpu[0])
 
+    def gc_pauses(self) -> dict[str, float]:
+        """The server's garbage-collector pauses over the measurement (warm-up included),
+        from its /metrics (replica 0): how many, how long in all, how many full ones, and
+        the longest, when the longest the server has ever had came during it (NaN when an
+        earlier one, a seeding say, was longer)."""
+        figures = {"gc_pauses": np.nan, "gc_pause_ms": np.nan, "gc_full_pauses": np.nan,
+                   "gc_longest_pause_ms": np.nan}
+        samples = self.samples
+        if samples.empty or "gc_pauses" not in samples:
+            return figures
+        first = samples[samples["replica"] == 0].dropna(subset=["gc_pauses"])
+        if len(first) < 2:
+            return figures
+        start, end = first.iloc[0], first.iloc[-1]
+        figures["gc_pauses"] = float(end["gc_pauses"] - start["gc_pauses"])
+        figures["gc_pause_ms"] = float(end["gc_pause_seconds"] - start["gc_pause_seconds"]) * 1e3
+        figures["gc_full_pauses"] = float(end["gc_full_pauses"] - start["gc_full_pauses"])
+        if end["gc_longest_pause_seconds"] > start["gc_longest_pause_seconds"]:
+            figures["gc_longest_pause_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
+        return figures
+
     def row(self, run_path: Path) -> dict[str, Any]:
         """Its latency, auth, throughput and CPU figures (one row of Run.table)."""
         record = self.record
@@ -257,6 +278,7 @@ class Measurement:
             "generator_cpu_max": (generator.groupby("timestamp")["cpu_percent"].sum().max()
                                   if not generator.empty else np.nan),
             "folder": str(self.folder.relative_to(run_path)),
+            **self.gc_pauses(),
         }
         row["error_rate"] = (row["failures"] / row["requests"]) if row["requests"] else np.nan
         return row

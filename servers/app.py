@@ -185,9 +185,19 @@ def create_app(settings: Settings, redis: aioredis.Redis | None = None) -> web.A
     app.router.add_post("/admin/seed", admin_seed)
     app.router.add_routes(variant.routes())
     app.cleanup_ctx.append(variant.lifespan)
+    app.cleanup_ctx.append(_timing_gc(app[METRICS]))
     if redis is not None and settings.needs_redis:
         app.cleanup_ctx.append(_closing(redis))
     return app
+
+
+def _timing_gc(metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def time_gc(app: web.Application) -> AsyncIterator[None]:
+        metrics.gc_pauses.install()
+        yield
+        metrics.gc_pauses.remove()
+
+    return time_gc
 
 
 def _closing(redis: aioredis.Redis) -> Callable[[web.Application], AsyncIterator[None]]:

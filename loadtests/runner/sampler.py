@@ -19,17 +19,33 @@ from loadtests.atomic import write_csv
 
 COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu_seconds",
            "server_cpu_percent", "redis_used_memory_bytes", "redis_keys", "live_sessions",
-           "auth_count", "auth_sum_seconds", "generator_cpu_percent")
+           "auth_count", "auth_sum_seconds", "gc_pauses", "gc_pause_seconds",
+           "gc_full_pauses", "gc_full_pause_seconds", "gc_longest_pause_seconds",
+           "generator_cpu_percent")
 
 
 def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
     """The figures the runner needs from a server's /metrics."""
     with urllib.request.urlopen(base_url + "/metrics", timeout=timeout) as answer:
         text = answer.read().decode()
-    figures: dict[str, float] = {"auth_count": 0.0, "auth_sum_seconds": 0.0}
+    figures: dict[str, float] = {"auth_count": 0.0, "auth_sum_seconds": 0.0,
+                                 "gc_pauses": 0.0, "gc_pause_seconds": 0.0,
+                                 "gc_longest_pause_seconds": 0.0}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "authscale_auth_seconds_count":
+            full = sample.labels.get("generation") == "2"
+            if sample.name == "authscale_gc_pause_seconds_count":
+                figures["gc_pauses"] += sample.value
+                if full:
+                    figures["gc_full_pauses"] = sample.value
+            elif sample.name == "authscale_gc_pause_seconds_sum":
+                figures["gc_pause_seconds"] += sample.value
+                if full:
+                    figures["gc_full_pause_seconds"] = sample.value
+            elif sample.name == "authscale_gc_pause_longest_seconds":
+                figures["gc_longest_pause_seconds"] = max(figures["gc_longest_pause_seconds"],
+                                                          sample.value)
+            elif sample.name == "authscale_auth_seconds_count":
                 figures["auth_count"] += sample.value
             elif sample.name == "authscale_auth_seconds_sum":
                 figures["auth_sum_seconds"] += sample.value

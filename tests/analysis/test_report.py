@@ -207,6 +207,8 @@ def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
     compared = len(compare(summarize(Run(run_copy)), summarize(Run(run_copy))))
     assert compared > 0
     assert f"\n0 of {compared} figures moved beyond their noise." in compare_run.stdout
+    axes = len(summarize(Run(run_copy))["verdict"]["axes"])
+    assert f"\n{axes} of {axes} axes give the same verdict." in compare_run.stdout
 
 
 def test_cli_error_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import time
@@ -186,6 +187,27 @@ async def test_metrics(make_client: MakeClient, variant: str) -> None:
             0 if variant == "jwt-hs256-revocable" else 1)
     else:
         assert "authscale_live_sessions" not in families
+
+
+async def test_gc_pauses_on_metrics(make_client: MakeClient, variant: str) -> None:
+    client = await make_client(variant)
+
+    def pauses(text: str) -> dict[tuple[str, str], float]:
+        return {(s.name, s.labels["generation"]): s.value
+                for f in text_string_to_metric_families(text) if f.name.startswith(
+                    "authscale_gc_pause") for s in f.samples if "generation" in s.labels}
+
+    before = pauses(await (await client.get("/metrics")).text())
+    # A full collection over some fresh garbage: timed, counted in generation 2.
+    garbage = [[i] for i in range(200_000)]
+    gc.collect()
+    del garbage
+    after = pauses(await (await client.get("/metrics")).text())
+    full = ("authscale_gc_pause_seconds_count", "2")
+    assert after[full] >= before.get(full, 0) + 1
+    total = after[("authscale_gc_pause_seconds_sum", "2")]
+    longest = after[("authscale_gc_pause_longest_seconds", "2")]
+    assert 0 < longest <= total < 10
 
 
 async def test_seed(make_client: MakeClient, variant: str) -> None:
