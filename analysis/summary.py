@@ -234,7 +234,8 @@ PAIR_FIGURES = (
     ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 1.0, 50.0),
     ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 1e-3, 99.0),
 )
-TOO_FEW = "too few requests"
+# A pair without usable cells: too few requests for the percentile, or generator-bound.
+TOO_FEW = "not comparable"
 ALL_AXES = ("memory per live user", *(a for a, *_ in PAIR_FIGURES),
             "bytes on the wire per request", "scaling out without sticky routing",
             "logout (revocation)")
@@ -250,16 +251,29 @@ def per_repetition(cells: pd.DataFrame, variant: str, column: str,
     return {int(r): float(v) for r, v in zip(mine["repetition"], mine[column], strict=True)}
 
 
+def generator_bound(cells: pd.DataFrame) -> pd.Series:
+    """Cells whose load generator was the limit: above 90% CPU, or under 95% of the rate.
+    Their variant did not get the load the comparison is about."""
+    return (cells["generator_cpu_max"] > GENERATOR_CPU_LIMIT) | \
+        (cells["achieved_rps"] < RATE_SHORTFALL * cells["target_rps"])
+
+
 def pair_comparisons(run: Run) -> list[dict[str, Any]]:
     """For each declared pair and figure: token / session over paired repetitions, with its
-    interval, real coverage and verdict against the equivalence margin."""
-    cells = headline(run.table)
+    interval, real coverage and verdict against the equivalence margin. Generator-bound
+    cells are left out: a comparison at unequal load is no comparison."""
+    everything = headline(run.table)
+    cells = everything[~generator_bound(everything)] if not everything.empty else everything
     rows = []
     for session, token, reason in PAIRS:
         for axis, key, column, scale, percentile in PAIR_FIGURES:
-            if cells.empty:
+            if everything.empty or not {session, token} <= set(everything["variant"]):
                 continue
             if not {session, token} <= set(cells["variant"]):
+                rows.append({"session": session, "token": token, "reason": reason,
+                             "axis": axis, "figure": key, "verdict": TOO_FEW,
+                             "detail": "every cell generator-bound: the generator, not the "
+                                       "server, set the load"})
                 continue
             a = per_repetition(cells, session, column, percentile)
             b = per_repetition(cells, token, column, percentile)
@@ -267,7 +281,7 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
                 rows.append({"session": session, "token": token, "reason": reason,
                              "axis": axis, "figure": key, "verdict": TOO_FEW,
                              "detail": f"fewer than {min_count_for(percentile):,} requests "
-                                       f"per cell"})
+                                       f"per cell for it"})
                 continue
             d = difference(a, b, EQUIVALENCE_MARGIN)
             rows.append({"session": session, "token": token, "reason": reason, "axis": axis,
@@ -287,7 +301,7 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, 
                 "detail": "no pair measured on this axis"}
     verdicts = {r["verdict"] for r in mine}
     if TOO_FEW in verdicts:
-        return {"axis": axis, "holds": f"undetermined ({mine[0]['detail']} for it)",
+        return {"axis": axis, "holds": f"undetermined ({mine[0]['detail']})",
                 "sessions": "", "tokens": "", "detail": "; ".join(
                     f"{r['token']} / {r['session']}: {r.get('detail') or r['verdict']}"
                     for r in mine)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from analysis.load import Variants
@@ -19,7 +20,7 @@ from analysis.stats import (
     min_count_for,
     paired_ratios,
 )
-from analysis.summary import NOT_MEASURED, pair_axis, verdict
+from analysis.summary import NOT_MEASURED, generator_bound, pair_axis, verdict
 from servers.variants.registry import BY_NAME
 
 
@@ -140,3 +141,11 @@ def test_no_overall_verdict_over_axes_not_measured() -> None:
     assert result["conclusion"].startswith("No overall verdict: this run did not measure ")
     assert "logout (revocation)" in result["conclusion"]
     assert "Overall:" not in result["conclusion"]
+
+
+def test_a_cell_is_generator_bound_when_its_generator_was_the_limit() -> None:
+    cells = pd.DataFrame({"generator_cpu_max": [50.0, 91.0, 50.0, 89.9],
+                          "achieved_rps": [1000.0, 1000.0, 940.0, 950.0],
+                          "target_rps": [1000.0, 1000.0, 1000.0, 1000.0]})
+    # Fine; the generator's core above 90%; under 95% of the rate; both limits just met.
+    assert generator_bound(cells).tolist() == [False, True, True, False]
