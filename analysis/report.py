@@ -238,6 +238,11 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                if r.get("generator_bound")]
     items = [f"{f['experiment']} / {f['variant']}: {f['reason']}" for f in failures]
     items += [f"generator-bound: {x}" for x in flagged]
+    items += [f"left out of the comparisons: {c['variant']} repetition {c['repetition']}, "
+              f"{c['achieved_rps']:,.0f} of {c['target_rps']:,.0f} req/s achieved with the "
+              f"generator at {c['generator_cpu_max']:.0f}% CPU (a cell under 95% of its rate, "
+              "or with the generator above 90%, did not get the load compared)"
+              for c in summary.get("left_out", [])]
     blocks.append(Block("list", items or ["none: every planned measurement ran, no "
                                           "generator-bound point"]))
 

@@ -258,6 +258,17 @@ def generator_bound(cells: pd.DataFrame) -> pd.Series:
         (cells["achieved_rps"] < RATE_SHORTFALL * cells["target_rps"])
 
 
+def left_out(run: Run) -> list[dict[str, Any]]:
+    """The headline cells the comparisons leave out, and why (see generator_bound)."""
+    cells = headline(run.table)
+    if cells.empty:
+        return []
+    out = cells[generator_bound(cells)]
+    return [{"variant": r.variant, "repetition": int(r.repetition),
+             "target_rps": float(r.target_rps), "achieved_rps": round(float(r.achieved_rps), 1),
+             "generator_cpu_max": float(r.generator_cpu_max)} for r in out.itertuples()]
+
+
 def pair_comparisons(run: Run) -> list[dict[str, Any]]:
     """For each declared pair and figure: token / session over paired repetitions, with its
     interval, real coverage and verdict against the equivalence margin. Generator-bound
@@ -484,5 +495,6 @@ def summarize(run: Run) -> dict[str, Any]:
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
         "pairs": pairs,
+        "left_out": left_out(run),
         "verdict": verdict(figures, memory, run.variants, pairs),
     })

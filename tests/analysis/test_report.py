@@ -258,3 +258,19 @@ def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str) -> No
     # Comparing with it names the same file, from either side.
     assert_one_line_error(analysis_cli("compare", DATA, run_copy), str(broken))
     assert_one_line_error(analysis_cli("compare", run_copy, DATA), str(broken))
+REFERENCE = REPO_ROOT / "results" / "reference"
+
+
+def test_the_committed_reference_rebuilds_figure_by_figure() -> None:
+    """results/reference holds what its figures are built from: rebuilding its summary from
+    the committed raw data gives the committed summary, every figure."""
+    committed = json.loads((REFERENCE / "summary.json").read_text())
+    rebuilt = json.loads(json.dumps(summarize(Run(REFERENCE))))
+    assert set(rebuilt["variants"]) == set(committed["variants"])
+    for variant, figures in committed["variants"].items():
+        for key, value in figures.items():
+            assert rebuilt["variants"][variant][key] == value, (variant, key)
+    assert rebuilt["pairs"] == committed["pairs"]
+    assert rebuilt["verdict"] == committed["verdict"]
+    assert rebuilt == committed
+    assert Run(REFERENCE).measurement_list, "the reference keeps its measurement folders"
