@@ -19,7 +19,8 @@
  * FILE holds one request header line per credential ("Cookie: ..." or "Authorization:
  * ..."; an empty line for none); requests take them in turn. The output holds one line per
  * request answered after the warm-up: "<due, ms since the end of the warm-up> <latency in
- * us> <HTTP status>", after a first line "# sent answered errors late seconds".
+ * us> <HTTP status>", after two lines: "# sent answered errors late seconds cpu_seconds"
+ * and their values (cpu_seconds: this process's own CPU time, user and system).
  * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
  */
 #define _GNU_SOURCE
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,7 +183,7 @@ int main(int argc, char **argv) {
 
     FILE *out = fopen(out_path, "w");
     if (out == NULL) die("cannot write --out");
-    fprintf(out, "# sent answered errors late seconds\n");
+    fprintf(out, "# sent answered errors late seconds cpu_seconds\n");
     long header_at = ftell(out);
     fprintf(out, "%-80s\n", "");  /* the counts, written at the end */
 
@@ -255,8 +257,12 @@ int main(int argc, char **argv) {
             if (c->have == BUF) { errors++; reconnect(c); }
         }
     }
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                 usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     fseek(out, header_at, SEEK_SET);
-    fprintf(out, "# %ld %ld %ld %ld %.6f", sent, answered, errors, late, duration);
+    fprintf(out, "# %ld %ld %ld %ld %.6f %.6f", sent, answered, errors, late, duration, cpu);
     fclose(out);
     return 0;
 }

@@ -56,7 +56,8 @@ class LoadResult:
     answered: int
     errors: int
     late: int
-    seconds: float
+    seconds: float  # the measured window
+    cpu_seconds: float  # the generator's own CPU time, warm-up included
     latency: HdrHistogram
     per_second: pd.DataFrame = field(repr=False)
 
@@ -69,7 +70,7 @@ def read_result(path: Path) -> LoadResult:
     """The generator's output: counts, then "<due ms> <latency us> <status>" per answer."""
     with path.open() as fh:
         fh.readline()
-        sent, answered, errors, late, seconds = fh.readline().split()[1:6]
+        sent, answered, errors, late, seconds, cpu = fh.readline().split()[1:7]
     frame = pd.read_csv(path, sep=" ", comment="#", header=None,
                         names=["due_ms", "latency_us", "status"])
     histogram = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
@@ -78,7 +79,7 @@ def read_result(path: Path) -> LoadResult:
     per_second = frame.assign(second=(frame["due_ms"] // 1000).astype(int)).groupby(
         "second")["latency_us"].describe(percentiles=[0.5, 0.99])
     return LoadResult(int(sent), int(answered), int(errors), int(late), float(seconds),
-                      histogram, per_second)
+                      float(cpu), histogram, per_second)
 
 
 def run_load(port: int, credentials: Path, out: Path, *, rate: float = 0.0,
