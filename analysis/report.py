@@ -293,6 +293,7 @@ def calibration_blocks(path: Path) -> list[Block]:
     data = read_json(path)
     rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:g}"),
              c.get("limited_by", "–"), fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
+             fmt(c.get("redis_cpu_us_per_request"), "{:.0f}"),
              fmt(c.get("cpu_capacity_rps"), "{:.0f}")] for v, c in data["variants"].items()]
     blocks = [
         Block("p", f"The calibration this run's rates came from (`calibration.json`, "
@@ -300,9 +301,12 @@ def calibration_blocks(path: Path) -> list[Block]:
                    f"a time, and the capacity, the highest rate with no error, p99 within "
                    f"{data.get('p99_bound_ms', '?')} ms and 95% of the rate achieved."),
         table_block(("variant", "auth µs p50, alone", "capacity req/s", "limited by",
-                     "server CPU µs per request", "CPU capacity req/s"), rows,
-                    "'generator': the rate was not reached while the server had CPU to spare; "
-                    "CPU capacity is what the server's core alone could serve."),
+                     "server CPU µs per request", "Redis CPU µs per request",
+                     "CPU capacity req/s"), rows,
+                    "Limited by 'server': its core at least 90% busy with the generator's "
+                    "under 80%; 'generator': the generator's core 80% busy or more. CPU is "
+                    "process CPU time (the server's; Redis's from INFO); CPU capacity is what "
+                    "the server's core alone could serve at that cost."),
     ]
     targets = [[t["variant"], t["what"], fmt(t["value"], "{:.2f}"), t["target"] or "–",
                 {True: "yes", False: "no", None: "–"}[t["met"]]]

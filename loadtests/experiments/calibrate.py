@@ -25,16 +25,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.table import Table
 
 from loadtests.atomic import write_json
 from loadtests.experiments import primitives
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.folder import now_iso
+from loadtests.runner.loadgen import LoadResult, run_load, write_credentials
 from loadtests.runner.profile import ProfileError
 from loadtests.runner.verify import probe_auth
 from servers.variants.registry import variant
@@ -45,8 +48,10 @@ RUNS_BY_DEFAULT = False
 
 CALIBRATION_FILE = "calibration.json"
 ACHIEVED_SHARE = 0.95
-# A miss with the server's core this busy was the server's limit.
-SATURATED_CPU_PERCENT = 85.0
+# A missed step was the server's limit when its core was at least this busy while the
+# generator's was under GENERATOR_BUSY_PERCENT; the generator's when its core was that busy.
+SERVER_BUSY_PERCENT = 90.0
+GENERATOR_BUSY_PERCENT = 80.0
 
 # In-server auth p50 over the primitives its path runs (the registry's), in a tight loop
 # (issue #8's targets; None: shown only). session-memory's primitive, a dict lookup, is
@@ -75,33 +80,47 @@ class Step:
     passed: bool
     why: str
 
+    redis_cpu_us_per_request: float = math.nan
+
     @classmethod
-    def from_row(cls, rate: float, row: dict[str, Any] | None, p99_bound_ms: float) -> Step:
-        if row is None:
-            return cls(rate, 0.0, math.nan, 0, math.nan, math.nan, math.nan, False,
-                       "not measured")
-        p99_ms = float(row["latency_us_p99"]) / 1000
-        achieved = float(row["achieved_rps"])
-        errors = int(row["failures"])
-        why = ("errors" if errors else
+    def from_load(cls, rate: float, result: LoadResult, cpu: CpuUse,
+                  p99_bound_ms: float) -> Step:
+        """A step from the fast generator's run and the CPU both cores spent in it."""
+        p99_ms = result.latency.get_value_at_percentile(99) / 1000 if result.answered \
+            else math.nan
+        achieved = result.achieved_rps
+        why = ("errors" if result.errors else
                "p99 over the bound" if not p99_ms <= p99_bound_ms else
                "rate not reached" if not achieved >= ACHIEVED_SHARE * rate else "")
-        return cls(rate, round(achieved, 1), round(p99_ms, 3), errors,
-                   round(float(row["server_cpu_percent"]), 1),
-                   round(float(row["generator_cpu_max"]), 1),
-                   round(float(row["server_cpu_us_per_request"]), 1), not why, why)
+        return cls(rate, round(achieved, 1), round(p99_ms, 3), result.errors,
+                   round(cpu.server_percent, 1), round(cpu.generator_percent, 1),
+                   round(cpu.server_us_per_request, 1), not why, why,
+                   round(cpu.redis_us_per_request, 1))
 
     def limited_by(self) -> str:
-        """What stopped a missed step: errors, the server's core, the latency bound, or
-        else the generator (the rate was not reached while the server had CPU to spare:
-        Locust's core, or its pacing, which undershoots against a very fast server)."""
+        """What stopped a missed step, from both cores: the server when its core was at
+        least 90% busy and the generator's under 80%; the generator when its core was 80%
+        busy or more; errors; the latency bound; else undetermined (neither core busy)."""
         if self.errors:
             return "errors"
-        if self.server_cpu_percent >= SATURATED_CPU_PERCENT:
+        if self.server_cpu_percent >= SERVER_BUSY_PERCENT and \
+                self.generator_cpu_percent < GENERATOR_BUSY_PERCENT:
             return "server"
+        if self.generator_cpu_percent >= GENERATOR_BUSY_PERCENT:
+            return "generator"
         if self.why == "p99 over the bound":
             return "latency"
-        return "generator"
+        return "undetermined"
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuUse:
+    """CPU time spent during one load run: the server's, Redis's, the generator's."""
+
+    server_percent: float
+    server_us_per_request: float
+    redis_us_per_request: float
+    generator_percent: float
 
 
 def tens(rate: float) -> float:
@@ -119,7 +138,11 @@ class Section:
     growth: float = 1.5
     max_rate: float = 4000.0
     refine_steps: int = 2
+    # Locust users of the overload experiment's calm windows (the search itself runs the
+    # fast generator: `connections` at most in flight, one of `credentials` users each).
     users: int = 8
+    connections: int = 64
+    credentials: int = 1000
     duration_s: float = 3.0
     probe_requests: int = 2000
     # Server CPU per request is measured at this one rate for every variant.
@@ -130,12 +153,6 @@ class Section:
     def check(self, where: str) -> None:
         if self.growth <= 1:
             raise ProfileError(f"{where}.growth: must be above 1, got {self.growth!r}")
-
-    def most_steps(self) -> int:
-        """The search's longest course: steps up to max_rate, then a miss tried twice and
-        each bisection tried twice."""
-        return math.ceil(math.log(self.max_rate / self.start_rate, self.growth)) + 2 + \
-            2 * self.refine_steps
 
 
 def search_capacity(run_step: Callable[[float], Step], spec: Section) -> dict[str, Any]:
@@ -192,6 +209,7 @@ def cpu_cost(step: Step) -> dict[str, Any]:
     each variant's own highest rate would not compare (measured: none at 38 to 62 us)."""
     cpu_us = step.server_cpu_us_per_request
     return {"cpu_rate": step.rate, "server_cpu_us_per_request": cpu_us,
+            "redis_cpu_us_per_request": step.redis_cpu_us_per_request,
             "cpu_capacity_rps": round(1e6 / cpu_us) if cpu_us and cpu_us > 0 else math.nan}
 
 
@@ -246,13 +264,15 @@ def table(calibration: dict[str, Any]) -> list[Table]:
     variants = Table(title=f"capacity: p99 <= {calibration['p99_bound_ms']:g} ms, no errors, "
                            f">= {ACHIEVED_SHARE:.0%} of the rate achieved")
     for column in ("variant", "auth p50 us", "auth p90 us", "capacity req/s", "limited by",
-                   "server CPU us/req", "CPU capacity req/s"):
+                   "server CPU us/req", "Redis CPU us/req", "CPU capacity req/s"):
         variants.add_column(column, no_wrap=column == "variant",
                             justify="left" if column in ("variant", "limited by") else "right")
     for name, v in calibration["variants"].items():
         variants.add_row(name, f"{v['auth_us_p50']:.1f}", f"{v['auth_us_p90']:.1f}",
                          f"{v['capacity_rps']:g}", v["limited_by"],
-                         f"{v['server_cpu_us_per_request']:.0f}", f"{v['cpu_capacity_rps']:.0f}")
+                         f"{v['server_cpu_us_per_request']:.0f}",
+                         f"{v.get('redis_cpu_us_per_request', math.nan):.0f}",
+                         f"{v['cpu_capacity_rps']:.0f}")
     ratios = Table(title="targets (ratios measured in this one run)")
     for column in ("variant", "ratio", "value", "target", "met"):
         ratios.add_column(column, no_wrap=column == "variant",
@@ -264,12 +284,9 @@ def table(calibration: dict[str, Any]) -> list[Table]:
 
 
 def plan(ctx: Context) -> list[Planned]:
-    """At most: the CPU step and the longest search, per variant (the search stops early
-    when a step misses; what it leaves unused is skipped)."""
-    spec: Section = ctx.profile.calibrate
-    return [Planned(NAME, v, "search", 1, "browse", 0.0, spec.users, spec.duration_s)
-            for v in ctx.profile.variants_for(NAME)
-            for _ in range(1 + spec.most_steps())]
+    """No Locust measurement: the search runs the fast generator, step by step, each step
+    named in the progress line."""
+    return []
 
 
 def run(ctx: Context, planned: list[Planned]) -> None:
@@ -278,13 +295,10 @@ def run(ctx: Context, planned: list[Planned]) -> None:
     primitives.run(ctx, [])
     found: dict[str, Any] = {}
     for name in ctx.profile.variants_for(NAME):
-        budget = sum(p.variant == name for p in planned)
-        done = len(ctx.records)
         with ctx.groups(NAME, (name,)) as groups:
             group = groups.get(name)
             if group is not None and not group.failed:
                 found[name] = calibrate_variant(ctx, group, spec)
-        ctx.skip(budget - (len(ctx.records) - done))
     ctx.capacities = found
     result = {
         "created_at": now_iso(), "run_id": ctx.run.path.name,
@@ -304,15 +318,54 @@ def run(ctx: Context, planned: list[Planned]) -> None:
 def calibrate_variant(ctx: Context, group: Group, spec: Section) -> dict[str, Any]:
     ctx.describe(f"calibrate · {group.variant} · auth cost, one request at a time")
     probe = probe_auth(group.urls[0], group.variant, spec.probe_requests)
+    folder = ctx.run.path / "raw" / NAME / group.variant
+    credentials = folder / "credentials.txt"
+    users = range(1, min(spec.credentials, ctx.profile.login_users) + 1)
+    distinct = write_credentials(group.urls[0], group.variant, users, credentials)
+    port = int(group.urls[0].rsplit(":", 1)[1])
 
     def step(rate: float, label: str = "c", duration: float = spec.duration_s) -> Step:
-        record = ctx.measure(group, Planned(NAME, group.variant, f"{label}{rate:g}", 1,
-                                            "browse", rate, spec.users, duration))
-        measurement = ctx.measured(record)
-        row = measurement.row(ctx.run.path) if measurement and measurement.record.ok \
-            else None
-        return Step.from_row(rate, row, spec.p99_ms)
+        ctx.describe(f"calibrate · {group.variant} · {rate:g} req/s")
+        with CpuMeter(group) as meter:
+            result = run_load(port, credentials, folder / f"{label}{rate:g}.txt", rate=rate,
+                              connections=spec.connections, duration=duration,
+                              warmup=ctx.profile.warmup_s, cpus=ctx.pinning.generator_cpus)
+        return Step.from_load(rate, result, meter.use(result), spec.p99_ms)
 
     cpu = cpu_cost(step(spec.cpu_rate, label="cpu", duration=spec.cpu_duration_s))
-    return {**probe, **cpu, **search_capacity(step, spec)}
+    return {**probe, **cpu, "credentials": distinct, **search_capacity(step, spec)}
+
+
+class CpuMeter:
+    """CPU time of a group's server and Redis across one load run; the generator reports
+    its own."""
+
+    def __init__(self, group: Group) -> None:
+        self.server = psutil.Process(group.servers[0].child.pid)
+        self.redis = group.redis.client() if group.redis is not None else None
+
+    def _redis_cpu(self) -> float:
+        if self.redis is None:
+            return math.nan
+        info = self.redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def __enter__(self) -> CpuMeter:
+        times = self.server.cpu_times()
+        self.server_cpu, self.redis_cpu = times.user + times.system, self._redis_cpu()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        times = self.server.cpu_times()
+        self.server_cpu = times.user + times.system - self.server_cpu
+        self.redis_cpu = self._redis_cpu() - self.redis_cpu
+        self.wall = time.monotonic() - self.started
+
+    def use(self, result: LoadResult) -> CpuUse:
+        """Per request over every request the run sent (its warm-up included, as the CPU
+        times are)."""
+        sent = max(1, result.sent)
+        return CpuUse(self.server_cpu * 100 / self.wall, self.server_cpu * 1e6 / sent,
+                      self.redis_cpu * 1e6 / sent, result.cpu_seconds * 100 / self.wall)
 

@@ -25,13 +25,29 @@ def fake_server(capacity: float, limit: str = "server") -> tuple[list[float], ob
     def step(rate: float) -> Step:
         asked.append(rate)
         passed = rate <= capacity
-        cpu = 95.0 if not passed and limit == "server" else 40.0
+        server = 95.0 if not passed and limit == "server" else 40.0
+        generator = 95.0 if not passed and limit == "generator" else 40.0
         why = "" if passed else "p99 over the bound" if limit == "latency" else \
             "rate not reached"
-        return Step(rate, rate if passed else capacity, 2.0 if passed else 80.0, 0, cpu,
-                    90.0, 100.0, passed, why)
+        return Step(rate, rate if passed else capacity, 2.0 if passed else 80.0, 0, server,
+                    generator, 100.0, passed, why)
 
     return asked, step
+
+
+@pytest.mark.parametrize(("server", "generator", "errors", "why", "limit"), [
+    (95.0, 40.0, 0, "rate not reached", "server"),        # the server's core was full
+    (90.0, 79.9, 0, "p99 over the bound", "server"),      # both thresholds just met
+    (95.0, 85.0, 0, "rate not reached", "generator"),     # both busy: not the server's limit
+    (60.0, 98.0, 0, "rate not reached", "generator"),     # the generator's core was full
+    (40.0, 40.0, 0, "p99 over the bound", "latency"),     # neither core busy: queueing
+    (40.0, 40.0, 0, "rate not reached", "undetermined"),  # neither busy, rate missed
+    (99.0, 10.0, 3, "errors", "errors"),                  # errors first, whatever the CPU
+])
+def test_limited_by_reads_both_cores(server: float, generator: float, errors: int, why: str,
+                                     limit: str) -> None:
+    step = Step(1000, 900, 30.0, errors, server, generator, 100.0, False, why)
+    assert step.limited_by() == limit
 
 
 def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
@@ -163,6 +179,8 @@ def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Cali
                    for s in entry["steps"])
         assert entry["server_cpu_us_per_request"] > 0 and entry["cpu_rate"] == 200
         assert entry["cpu_capacity_rps"] == round(1e6 / entry["server_cpu_us_per_request"])
+        # Every request of the fast generator carried one of the users' real credentials.
+        assert entry["credentials"] == (1 if entry is none else 100)
     assert calibration["primitives_us"]["PyJWT decode HS256"] > 0
     assert calibration["pinning"]["server_cpus"] != calibration["pinning"]["generator_cpus"]
     whats = {(c["variant"], c["what"]) for c in calibration["targets"]}

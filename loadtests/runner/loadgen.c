@@ -1,0 +1,268 @@
+/* authscale-loadgen: an HTTP/1.1 load generator fast enough to saturate one aiohttp core
+ * from one core, with every request carrying one of many real credentials.
+ *
+ * Written here because none of the generators installable on these machines does all of:
+ * a fixed request rate measured from each request's intended send time (no coordinated
+ * omission; wrk is closed-loop, h2load times from the actual send), a different request
+ * header per request (h2load sends one fixed set), and the rate this needs from one core
+ * (autocannon, in Node, does not reach it).
+ *
+ *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
+ *                     [--connections C] [--duration S] [--warmup W]
+ *                     --credentials FILE --out FILE
+ *
+ * --rate 0 is closed loop: every connection sends its next request as soon as the last is
+ * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
+ * out on the first idle connection, and its latency is counted from when it was due, so a
+ * stalled server is charged for the requests it kept waiting.
+ *
+ * FILE holds one request header line per credential ("Cookie: ..." or "Authorization:
+ * ..."; an empty line for none); requests take them in turn. The output holds one line per
+ * request answered after the warm-up: "<due, ms since the end of the warm-up> <latency in
+ * us> <HTTP status>", after two lines: "# sent answered errors late seconds cpu_seconds"
+ * and their values (cpu_seconds: this process's own CPU time, user and system).
+ * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF 65536
+#define MAX_CONN 20000
+
+typedef struct {
+    int fd;
+    int busy;            /* a request is in flight */
+    double due;          /* when the request in flight was due (s, monotonic) */
+    char in[BUF];
+    size_t have;
+} conn_t;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "authscale-loadgen: %s\n", what);
+    exit(2);
+}
+
+static char **requests;
+static size_t *request_len;
+static size_t n_requests, next_request;
+static struct sockaddr_in target;
+static int epfd;
+
+static int connect_one(conn_t *c) {
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) return -1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (struct sockaddr *)&target, sizeof target) < 0 && errno != EINPROGRESS) {
+        close(c->fd);
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+    c->busy = 0;
+    c->have = 0;
+    return 0;
+}
+
+static void reconnect(conn_t *c) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (connect_one(c) < 0) die("cannot reconnect to the server");
+}
+
+/* Send the next request on c; 0 on success. A short write on a fresh loopback socket
+ * would be a surprise: treat it as an error and reconnect. */
+static int send_one(conn_t *c, double due) {
+    const char *req = requests[next_request];
+    size_t len = request_len[next_request];
+    next_request = (next_request + 1) % n_requests;
+    ssize_t put = send(c->fd, req, len, MSG_NOSIGNAL);
+    if (put != (ssize_t)len) return -1;
+    c->busy = 1;
+    c->due = due;
+    return 0;
+}
+
+/* A complete response in c->in: its total length, or 0 when more bytes are needed. */
+static size_t response_length(conn_t *c, int *status) {
+    char *end = memmem(c->in, c->have, "\r\n\r\n", 4);
+    if (end == NULL) return 0;
+    size_t head = (size_t)(end - c->in) + 4;
+    size_t body = 0;
+    *status = atoi(c->in + 9);
+    for (char *p = c->in; p < end; p++) {
+        if ((*p == '\n') && strncasecmp(p + 1, "content-length:", 15) == 0) {
+            body = strtoul(p + 16, NULL, 10);
+            break;
+        }
+    }
+    return c->have >= head + body ? head + body : 0;
+}
+
+static char *load_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)n + 1);
+    if (fread(data, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(data); return NULL; }
+    data[n] = 0;
+    fclose(f);
+    *size = (size_t)n;
+    return data;
+}
+
+int main(int argc, char **argv) {
+    const char *host = "127.0.0.1", *path = "/items", *cred_path = NULL, *out_path = NULL;
+    int port = 0, connections = 32;
+    double rate = 0, duration = 10, warmup = 1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--host")) host = argv[i + 1];
+        else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--path")) path = argv[i + 1];
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--connections")) connections = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--credentials")) cred_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--out")) out_path = argv[i + 1];
+        else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (port <= 0 || cred_path == NULL || out_path == NULL)
+        die("--port, --credentials and --out are required");
+    if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0)
+        die("load goes to loopback only: --host 127.0.0.1");
+    if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
+    if (duration <= 0 || warmup < 0 || rate < 0) die("--duration > 0, --warmup >= 0, --rate >= 0");
+
+    /* One prepared request per credential. */
+    size_t size;
+    char *creds = load_file(cred_path, &size);
+    if (creds == NULL) die("cannot read --credentials");
+    size_t lines = 1;
+    for (size_t i = 0; i < size; i++) lines += creds[i] == '\n';
+    requests = calloc(lines, sizeof *requests);
+    request_len = calloc(lines, sizeof *request_len);
+    for (char *line = strtok(creds, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *req = malloc(strlen(line) + strlen(path) + 128);
+        int n = sprintf(req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s\r\n", path, host, port,
+                        line, *line ? "\r\n" : "");
+        requests[n_requests] = req;
+        request_len[n_requests++] = (size_t)n;
+    }
+    if (n_requests == 0) die("--credentials holds no line");
+
+    memset(&target, 0, sizeof target);
+    target.sin_family = AF_INET;
+    target.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "127.0.0.1", &target.sin_addr);
+    epfd = epoll_create1(0);
+    conn_t *conns = calloc((size_t)connections, sizeof *conns);
+    for (int i = 0; i < connections; i++)
+        if (connect_one(&conns[i]) < 0) die("cannot connect to the server");
+
+    FILE *out = fopen(out_path, "w");
+    if (out == NULL) die("cannot write --out");
+    fprintf(out, "# sent answered errors late seconds cpu_seconds\n");
+    long header_at = ftell(out);
+    fprintf(out, "%-80s\n", "");  /* the counts, written at the end */
+
+    /* Requests due but not yet sent: their due times, in order. */
+    size_t queue_cap = 1 << 20, q_head = 0, q_len = 0;
+    double *queue = malloc(queue_cap * sizeof *queue);
+    long sent = 0, answered = 0, errors = 0, late = 0;
+    double start = now(), measure_from = start + warmup, stop = measure_from + duration;
+    double next_due = start;
+    long k = 0;
+    struct epoll_event events[1024];
+    int idle_scan = 0;
+
+    if (rate == 0)
+        for (int i = 0; i < connections; i++)
+            if (send_one(&conns[i], now()) == 0) sent++;
+
+    for (;;) {
+        double t = now();
+        if (t >= stop) break;
+        if (rate > 0) {
+            while (next_due <= t) {  /* every request due by now joins the queue */
+                if (q_len == queue_cap) die("more than a million requests overdue: the server is far too slow for --rate");
+                queue[(q_head + q_len++) % queue_cap] = next_due;
+                k++;
+                next_due = start + k / rate;
+            }
+            /* The queue goes out on idle connections, oldest first. */
+            for (int scanned = 0; q_len > 0 && scanned < connections; scanned++) {
+                conn_t *c = &conns[idle_scan];
+                idle_scan = (idle_scan + 1) % connections;
+                if (c->busy) continue;
+                double due = queue[q_head];
+                if (send_one(c, due) != 0) { errors++; reconnect(c); continue; }
+                if (t - due > 0.001) late++;
+                q_head = (q_head + 1) % queue_cap;
+                q_len--;
+                sent++;
+            }
+        }
+        double wait = rate > 0 ? next_due - now() : stop - now();
+        int timeout_ms = wait > 0 ? (int)(wait * 1000) : 0;
+        if (timeout_ms > 100) timeout_ms = 100;
+        int n = epoll_wait(epfd, events, 1024, q_len > 0 ? 0 : timeout_ms);
+        for (int e = 0; e < n; e++) {
+            conn_t *c = events[e].data.ptr;
+            ssize_t got = recv(c->fd, c->in + c->have, BUF - c->have, 0);
+            if (got <= 0) {
+                if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                if (c->busy) errors++;
+                reconnect(c);
+                if (rate == 0 && send_one(c, now()) == 0) sent++;
+                continue;
+            }
+            c->have += (size_t)got;
+            int status = 0;
+            size_t length;
+            while (c->busy && (length = response_length(c, &status)) > 0) {
+                double done = now();
+                if (c->due >= measure_from && c->due < stop) {
+                    fprintf(out, "%.3f %ld %d\n", (c->due - measure_from) * 1000,
+                            (long)((done - c->due) * 1e6 + 0.5), status);
+                    answered++;
+                    if (status < 200 || status >= 400) errors++;
+                }
+                memmove(c->in, c->in + length, c->have - length);
+                c->have -= length;
+                c->busy = 0;
+                if (rate == 0 && send_one(c, done) == 0) sent++;
+            }
+            if (c->have == BUF) { errors++; reconnect(c); }
+        }
+    }
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                 usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+    fseek(out, header_at, SEEK_SET);
+    fprintf(out, "# %ld %ld %ld %ld %.6f %.6f", sent, answered, errors, late, duration, cpu);
+    fclose(out);
+    return 0;
+}
