@@ -163,12 +163,17 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < size; i++) lines += creds[i] == '\n';
     requests = calloc(lines, sizeof *requests);
     request_len = calloc(lines, sizeof *request_len);
-    for (char *line = strtok(creds, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    /* Every line, empty ones included: the control's credential is no header at all. */
+    for (char *line = creds; line < creds + size;) {
+        char *end = memchr(line, '\n', (size_t)(creds + size - line));
+        if (end == NULL) end = creds + size;
+        *end = 0;
         char *req = malloc(strlen(line) + strlen(path) + 128);
         int n = sprintf(req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s\r\n", path, host, port,
                         line, *line ? "\r\n" : "");
         requests[n_requests] = req;
         request_len[n_requests++] = (size_t)n;
+        line = end + 1;
     }
     if (n_requests == 0) die("--credentials holds no line");
 
