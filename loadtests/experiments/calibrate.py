@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -330,7 +329,8 @@ def calibrate_variant(ctx: Context, group: Group, spec: Section) -> dict[str, An
             result = run_load(port, credentials, folder / f"{label}{rate:g}.txt", rate=rate,
                               connections=spec.connections, duration=duration,
                               warmup=ctx.profile.warmup_s, cpus=ctx.pinning.generator_cpus)
-        return Step.from_load(rate, result, meter.use(result), spec.p99_ms)
+        return Step.from_load(rate, result, meter.use(result, ctx.profile.warmup_s + duration),
+                              spec.p99_ms)
 
     cpu = cpu_cost(step(spec.cpu_rate, label="cpu", duration=spec.cpu_duration_s))
     return {**probe, **cpu, "credentials": distinct, **search_capacity(step, spec)}
@@ -353,19 +353,17 @@ class CpuMeter:
     def __enter__(self) -> CpuMeter:
         times = self.server.cpu_times()
         self.server_cpu, self.redis_cpu = times.user + times.system, self._redis_cpu()
-        self.started = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         times = self.server.cpu_times()
         self.server_cpu = times.user + times.system - self.server_cpu
         self.redis_cpu = self._redis_cpu() - self.redis_cpu
-        self.wall = time.monotonic() - self.started
 
-    def use(self, result: LoadResult) -> CpuUse:
-        """Per request over every request the run sent (its warm-up included, as the CPU
-        times are)."""
+    def use(self, result: LoadResult, seconds: float) -> CpuUse:
+        """Per request over every request the run sent, and as a share of the `seconds` the
+        generator ran (warm-up included, as the CPU times are)."""
         sent = max(1, result.sent)
-        return CpuUse(self.server_cpu * 100 / self.wall, self.server_cpu * 1e6 / sent,
-                      self.redis_cpu * 1e6 / sent, result.cpu_seconds * 100 / self.wall)
+        return CpuUse(self.server_cpu * 100 / seconds, self.server_cpu * 1e6 / sent,
+                      self.redis_cpu * 1e6 / sent, result.cpu_seconds * 100 / seconds)
 
