@@ -38,36 +38,31 @@ def build(run_dir: Path, users: float, rps: float, requests_per_day: float,
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "compare":
-        parser = argparse.ArgumentParser(prog="python -m analysis compare")
-        parser.add_argument("base", type=Path)
-        parser.add_argument("changed", type=Path)
-        args = parser.parse_args(argv[1:])
-        try:
-            base, changed = Run(args.base), Run(args.changed)
-            rows, axes = compare_runs(base, changed)
-            text = render(rows, axes, base.path.name, changed.path.name)
-        except RunFolderError as exc:
-            print(f"python -m analysis compare: {exc}", file=sys.stderr)
-            return 2
-        print(text, end="")
-        (changed.path / f"compare-{base.path.name}.md").write_text(text)
-        return 0
-    if argv and argv[0] == "pack":
-        parser = argparse.ArgumentParser(prog="python -m analysis pack")
-        parser.add_argument("run", type=Path)
-        parser.add_argument("dest", type=Path)
-        args = parser.parse_args(argv[1:])
-        try:
-            size = pack(args.run, args.dest)
-            build(args.dest, 1e6, 1e4, 1e8)
-        except RunFolderError as exc:
-            print(f"python -m analysis pack: {exc}", file=sys.stderr)
-            return 2
-        print(f"{args.dest}: {size / 2**20:.1f} MiB of raw data, report rebuilt from it")
-        return 0
+def compare_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis compare")
+    parser.add_argument("base", type=Path)
+    parser.add_argument("changed", type=Path)
+    args = parser.parse_args(argv)
+    base, changed = Run(args.base), Run(args.changed)
+    rows, axes = compare_runs(base, changed)
+    text = render(rows, axes, base.path.name, changed.path.name)
+    print(text, end="")
+    (changed.path / f"compare-{base.path.name}.md").write_text(text)
+    return 0
+
+
+def pack_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis pack")
+    parser.add_argument("run", type=Path)
+    parser.add_argument("dest", type=Path)
+    args = parser.parse_args(argv)
+    size = pack(args.run, args.dest)
+    build(args.dest, 1e6, 1e4, 1e8)
+    print(f"{args.dest}: {size / 2**20:.1f} MiB of raw data, report rebuilt from it")
+    return 0
+
+
+def report_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a run folder, e.g. results/latest")
@@ -84,16 +79,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="cost model: bytes on the wire, per GB")
     args = parser.parse_args(argv)
     prices = Prices(args.price_gib_month, args.price_vcpu_hour, args.price_gb)
-    try:
-        summary = build(args.run, args.users, args.rps, args.requests_per_day, prices)
-    except RunFolderError as exc:
-        print(f"python -m analysis: {exc}", file=sys.stderr)
-        return 2
+    summary = build(args.run, args.users, args.rps, args.requests_per_day, prices)
     print(f"report written to {Path(args.run) / 'report.md'} and report.html")
     for axis in summary["verdict"]["axes"]:
         print(f"  {axis['axis']:<50} {axis['holds']}")
     print(summary["verdict"]["conclusion"])
     return 0
+
+
+COMMANDS = {"compare": compare_command, "pack": pack_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    prog = "python -m analysis" + (f" {name}" if name else "")
+    try:
+        return COMMANDS[name](argv[1:]) if name else report_command(argv)
+    except RunFolderError as exc:  # a broken or partial run folder: one line, no traceback
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

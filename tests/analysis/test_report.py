@@ -133,8 +133,9 @@ def test_report_files_and_charts(run_copy: Path) -> None:
 def test_report_shows_the_calibration_the_run_used(run_copy: Path) -> None:
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     assert "auth µs p50, alone" not in (run_copy / "report.md").read_text()  # none used
-    # A real calibration (the reference machine's), kept in the run folder as bench does.
-    shutil.copy(REPO_ROOT / "results" / "reference" / "calibration.json", run_copy)
+    # A real calibration (`make calibrate` on the reference machine, run
+    # 20261127T222752Z-calibrate), kept in the run folder as bench does.
+    shutil.copy(DATA.parent / "calibration.json", run_copy)
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     markdown = (run_copy / "report.md").read_text()
     assert "| variant | auth µs p50, alone | capacity req/s | limited by |" in markdown

@@ -76,7 +76,7 @@ def test_own_profile_with_defaults(tmp_path: Path) -> None:
      "a fraction of capacity must be at most 1, got 1.5"),
     (MINIMAL + '[calibrate]\ngrowth = 1\n', "[calibrate].growth: must be above 1"),
     (MINIMAL + '[calibrate]\np99 = 5\n',
-     "unknown key 'p99'; known keys: cpu_duration_s, cpu_rate, duration_s"),
+     "unknown key 'p99'; known keys: connections, cpu_duration_s, cpu_rate, credentials"),
 ])
 def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ProfileError, match=re.escape(message)) as info:
