@@ -2,7 +2,7 @@
 
 The experiment runs this module as a child process pinned to the server's core:
 
-    python -m loadtests.experiments.primitives --redis-url URL --out raw/primitives.csv
+    python -m loadtests.experiments primitives --redis-url URL --out raw/primitives.csv
 
 So a reader can see how much of a variant's in-server auth time is its primitive (an HMAC,
 a signature check, a Redis round trip, a dict lookup) and how much is the library and the
@@ -94,8 +94,9 @@ def jwt_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def row(primitive: str, variant: str, us: float, number: int) -> dict[str, Any]:
-    return {"primitive": primitive, "variant": variant, "us_per_op": round(us, 3),
+def row(primitive: str, owner: str, us: float, number: int) -> dict[str, Any]:
+    """One primitive's cost; `owner` is the variant whose auth path runs it."""
+    return {"primitive": primitive, "variant": owner, "us_per_op": round(us, 3),
             "repeats": REPEATS, "ops_per_repeat": number}
 
 
@@ -159,7 +160,7 @@ def run(ctx: Context, planned: list[Planned]) -> None:
     redis = ctx.supervisor.redis(ctx.pinning.redis_cpus)
     try:
         child = ctx.supervisor.spawn(
-            "primitives", [sys.executable, "-m", "loadtests.experiments.primitives",
+            "primitives", [sys.executable, "-m", "loadtests.experiments", "primitives",
                            "--redis-url", redis.url, "--out", str(out)],
             ctx.run.path / "logs" / "primitives.log", ctx.pinning.server_cpus)
         deadline = time.monotonic() + 120
@@ -173,7 +174,7 @@ def run(ctx: Context, planned: list[Planned]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.experiments.primitives",
+    parser = argparse.ArgumentParser(prog="python -m loadtests.experiments primitives",
                                      description=__doc__)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -185,6 +186,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['primitive']:<36} {r['variant']:<22} {r['us_per_op']:>10.2f} us")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
