@@ -18,9 +18,14 @@
  *
  * FILE holds one request header line per credential ("Cookie: ..." or "Authorization:
  * ..."; an empty line for none); requests take them in turn. The output holds one line per
- * request answered after the warm-up: "<due, ms since the end of the warm-up> <latency in
- * us> <HTTP status>", after two lines: "# sent answered errors late seconds cpu_seconds"
- * and their values (cpu_seconds: this process's own CPU time, user and system).
+ * request due in the measured window (after the warm-up): "<due, ms since the end of the
+ * warm-up> <latency in us> <HTTP status> <the server's auth time in us, from its
+ * Server-Timing header; -1 without one>". A request still unanswered when the window ends
+ * gets status 0 and the latency it had reached by then (a lower bound), so an overloaded
+ * server's queue is counted, not dropped. Two lines come first: "# sent answered errors
+ * late unanswered seconds cpu_seconds measure_from_epoch" and their values (cpu_seconds:
+ * this process's own CPU time, user and system; measure_from_epoch: when the window began,
+ * in Unix seconds, to line it up with the runner's samples).
  * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
  */
 #define _GNU_SOURCE
@@ -103,17 +108,22 @@ static int send_one(conn_t *c, double due) {
     return 0;
 }
 
-/* A complete response in c->in: its total length, or 0 when more bytes are needed. */
-static size_t response_length(conn_t *c, int *status) {
+/* A complete response in c->in: its total length, or 0 when more bytes are needed; its
+ * status, and the "auth;dur=<ms>" of its Server-Timing header in us (-1 without one). */
+static size_t response_length(conn_t *c, int *status, long *auth_us) {
     char *end = memmem(c->in, c->have, "\r\n\r\n", 4);
     if (end == NULL) return 0;
     size_t head = (size_t)(end - c->in) + 4;
     size_t body = 0;
     *status = atoi(c->in + 9);
+    *auth_us = -1;
     for (char *p = c->in; p < end; p++) {
-        if ((*p == '\n') && strncasecmp(p + 1, "content-length:", 15) == 0) {
+        if (*p != '\n') continue;
+        if (strncasecmp(p + 1, "content-length:", 15) == 0) {
             body = strtoul(p + 16, NULL, 10);
-            break;
+        } else if (strncasecmp(p + 1, "server-timing:", 14) == 0) {
+            char *dur = memmem(p, (size_t)(end - p), "auth;dur=", 9);
+            if (dur != NULL) *auth_us = (long)(strtod(dur + 9, NULL) * 1000 + 0.5);
         }
     }
     return c->have >= head + body ? head + body : 0;
@@ -191,15 +201,18 @@ int main(int argc, char **argv) {
 
     FILE *out = fopen(out_path, "w");
     if (out == NULL) die("cannot write --out");
-    fprintf(out, "# sent answered errors late seconds cpu_seconds\n");
+    fprintf(out, "# sent answered errors late unanswered seconds cpu_seconds measure_from_epoch\n");
     long header_at = ftell(out);
-    fprintf(out, "%-80s\n", "");  /* the counts, written at the end */
+    fprintf(out, "%-120s\n", "");  /* the counts, written at the end */
 
     /* Requests due but not yet sent: their due times, in order. */
     size_t queue_cap = 1 << 20, q_head = 0, q_len = 0;
     double *queue = malloc(queue_cap * sizeof *queue);
-    long sent = 0, answered = 0, errors = 0, late = 0;
+    long sent = 0, answered = 0, errors = 0, late = 0, unanswered = 0;
     double start = now(), measure_from = start + warmup, stop = measure_from + duration;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double epoch_offset = wall.tv_sec + wall.tv_nsec / 1e9 - now();
     double next_due = start;
     long k = 0;
     struct epoll_event events[1024];
@@ -252,12 +265,13 @@ int main(int argc, char **argv) {
             }
             c->have += (size_t)got;
             int status = 0;
+            long auth_us = -1;
             size_t length;
-            while (c->busy && (length = response_length(c, &status)) > 0) {
+            while (c->busy && (length = response_length(c, &status, &auth_us)) > 0) {
                 double done = now();
                 if (c->due >= measure_from && c->due < stop) {
-                    fprintf(out, "%.3f %ld %d\n", (c->due - measure_from) * 1000,
-                            (long)((done - c->due) * 1e6 + 0.5), status);
+                    fprintf(out, "%.3f %ld %d %ld\n", (c->due - measure_from) * 1000,
+                            (long)((done - c->due) * 1e6 + 0.5), status, auth_us);
                     answered++;
                     if (status < 200 || status >= 400) errors++;
                 }
@@ -269,12 +283,28 @@ int main(int argc, char **argv) {
             if (c->have == BUF) { errors++; reconnect(c); }
         }
     }
+    /* What the window left unanswered, in flight or never sent: counted at the latency it
+     * had reached, a lower bound. */
+    for (int i = 0; i < connections; i++)
+        if (conns[i].busy && conns[i].due >= measure_from && conns[i].due < stop) {
+            fprintf(out, "%.3f %ld 0 -1\n", (conns[i].due - measure_from) * 1000,
+                    (long)((stop - conns[i].due) * 1e6 + 0.5));
+            unanswered++;
+        }
+    for (size_t i = 0; i < q_len; i++) {
+        double due = queue[(q_head + i) % queue_cap];
+        if (due < measure_from || due >= stop) continue;
+        fprintf(out, "%.3f %ld 0 -1\n", (due - measure_from) * 1000,
+                (long)((stop - due) * 1e6 + 0.5));
+        unanswered++;
+    }
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
     double cpu = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
                  usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     fseek(out, header_at, SEEK_SET);
-    fprintf(out, "# %ld %ld %ld %ld %.6f %.6f", sent, answered, errors, late, duration, cpu);
+    fprintf(out, "# %ld %ld %ld %ld %ld %.6f %.6f %.6f", sent, answered, errors, late, unanswered,
+            duration, cpu, measure_from + epoch_offset);
     fclose(out);
     return 0;
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,19 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from loadtests.atomic import write_text
+from loadtests.hdrfiles import (
+    HIGHEST_US,
+    LOWEST_US,
+    new_histogram,
+    write_histograms,
+    write_timeline,
+    write_window,
+)
 from loadtests.runner.processes import REPO_ROOT, ProcessError, spawn
 from loadtests.runner.verify import log_in
 
 SOURCE = Path(__file__).with_name("loadgen.c")
 BINARY = REPO_ROOT / "build" / "authscale-loadgen"
-# 1 us to 60 s at 3 significant digits, as the Locust side records.
-LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
 
 
 def build() -> Path:
@@ -50,50 +57,79 @@ def write_credentials(url: str, variant: str, users: Iterable[int], path: Path) 
     return len(set(lines))
 
 
+# What the analysis names this generator's files and figures by.
+NAME = "loadgen"
+
+
 @dataclass
 class LoadResult:
     sent: int
     answered: int
-    errors: int
-    late: int
+    errors: int  # answered with an error status, or lost with their connection
+    late: int  # sent more than 1 ms after they were due
+    unanswered: int  # due in the window, not answered by its end (in the latency histogram)
     seconds: float  # the measured window
     cpu_seconds: float  # the generator's own CPU time, warm-up included
+    measure_from: float  # Unix seconds
+    request: str  # "GET <path>": the name its histograms are filed under
     latency: HdrHistogram
-    per_second: pd.DataFrame = field(repr=False)
+    auth: HdrHistogram
+    timeline: dict[int, HdrHistogram] = field(repr=False)
 
     @property
     def achieved_rps(self) -> float:
         return self.answered / self.seconds if self.seconds else 0.0
 
+    def write(self, prefix: Path, started: float) -> None:
+        """The measurement files the analysis reads (loadtests.hdrfiles), for a run of the
+        generator spawned at `started` (Unix seconds)."""
+        write_histograms(prefix, {self.request: self.latency}, {self.request: self.auth})
+        write_window(prefix, started, self.measure_from, self.measure_from + self.seconds)
+        write_timeline(prefix, self.timeline)
 
-def read_result(path: Path) -> LoadResult:
-    """The generator's output: counts, then "<due ms> <latency us> <status>" per answer."""
+
+def read_result(path: Path, request: str = "GET /items") -> LoadResult:
+    """The generator's output: counts, then "<due ms> <latency us> <status> <auth us>" per
+    request due in the window (status 0: unanswered at its end)."""
     with path.open() as fh:
         fh.readline()
-        sent, answered, errors, late, seconds, cpu = fh.readline().split()[1:7]
+        counts = fh.readline().split()[1:9]
+    sent, answered, errors, late, unanswered = (int(v) for v in counts[:5])
+    seconds, cpu, measure_from = (float(v) for v in counts[5:])
     frame = pd.read_csv(path, sep=" ", comment="#", header=None,
-                        names=["due_ms", "latency_us", "status"])
-    histogram = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
-    for value in frame["latency_us"].clip(LOWEST_US, HIGHEST_US):
-        histogram.record_value(int(value))
-    per_second = frame.assign(second=(frame["due_ms"] // 1000).astype(int)).groupby(
-        "second")["latency_us"].describe(percentiles=[0.5, 0.99])
-    return LoadResult(int(sent), int(answered), int(errors), int(late), float(seconds),
-                      float(cpu), histogram, per_second)
+                        names=["due_ms", "latency_us", "status", "auth_us"])
+    latency, auth = new_histogram(), new_histogram()
+    timeline: dict[int, HdrHistogram] = defaultdict(new_histogram)
+    clipped = frame["latency_us"].clip(LOWEST_US, HIGHEST_US).astype(int)
+    for second, value in zip((frame["due_ms"] // 1000).astype(int), clipped, strict=True):
+        latency.record_value(value)
+        timeline[second].record_value(value)
+    for value in frame.loc[frame["auth_us"] >= 0, "auth_us"].clip(LOWEST_US, HIGHEST_US):
+        auth.record_value(int(value))
+    return LoadResult(sent, answered, errors, late, unanswered, seconds, cpu, measure_from,
+                      request, latency, auth, dict(timeline))
+
+
+def command(port: int, credentials: Path, out: Path, *, rate: float = 0.0,
+            connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
+            path: str = "/items") -> list[str]:
+    """The generator's command line against 127.0.0.1:port (closed loop at rate 0)."""
+    return [str(build()), "--port", str(port), "--path", path, "--rate", str(rate),
+            "--connections", str(connections), "--duration", str(duration),
+            "--warmup", str(warmup), "--credentials", str(credentials), "--out", str(out)]
 
 
 def run_load(port: int, credentials: Path, out: Path, *, rate: float = 0.0,
              connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
              path: str = "/items", cpus: Iterable[int] | None = None) -> LoadResult:
-    """One run of the generator against 127.0.0.1:port, pinned to `cpus`; its result."""
-    argv = [str(build()), "--port", str(port), "--path", path, "--rate", str(rate),
-            "--connections", str(connections), "--duration", str(duration),
-            "--warmup", str(warmup), "--credentials", str(credentials), "--out", str(out)]
-    child = spawn("loadgen", argv, out.with_suffix(".log"), cpus)
+    """One run of the generator, pinned to `cpus`, waited for; its result."""
+    argv = command(port, credentials, out, rate=rate, connections=connections,
+                   duration=duration, warmup=warmup, path=path)
+    child = spawn(NAME, argv, out.with_suffix(".log"), cpus)
     try:
         code = child.popen.wait(timeout=warmup + duration + 30)
     finally:
         child.stop()
     if code != 0:
         raise ProcessError(f"the load generator exited with {code}: {child.log_tail(5)}")
-    return read_result(out)
+    return read_result(out, f"GET {path}")

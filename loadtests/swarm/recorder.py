@@ -13,7 +13,6 @@ Workers ship their deltas with each stats report (`report_to_master`); the maste
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -27,20 +26,21 @@ from hdrh.histogram import HdrHistogram
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.atomic import write_csv, write_text
+from loadtests.atomic import write_csv
+from loadtests.hdrfiles import (
+    HIGHEST_US,
+    LOWEST_US,
+    new_histogram,
+    write_histograms,
+    write_timeline,
+    write_window,
+)
 
-# 1 us to 60 s at 3 significant digits: 0.1% precision over the whole range.
-LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
 _SERVER_TIMING = re.compile(r"auth;dur=([0-9.]+)")
 CPU_SAMPLE_SECONDS = 1.0
 WINDOW_MESSAGE = "authscale_window"
 REVOCATION_COLUMNS = ("variant", "host", "logout_at", "window_s", "probes",
                       "refused_after_s", "resolution_s", "expires_after_s")
-TIMELINE_COLUMNS = ("second", "count", "p50_us", "p90_us", "p99_us", "max_us")
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
 class Recorder:
@@ -172,28 +172,11 @@ class Recorder:
             self.write(Path(prefix))
 
     def write(self, prefix: Path) -> None:
-        def encoded(histograms: dict[str, HdrHistogram], name: str) -> tuple[int, str | None]:
-            if name not in histograms:
-                return 0, None
-            return histograms[name].get_total_count(), histograms[name].encode().decode()
-
-        entries = {}
-        for name in sorted(set(self.latency) | set(self.auth)):
-            count, latency = encoded(self.latency, name)
-            auth_count, auth = encoded(self.auth, name)
-            entries[name] = {"count": count, "latency": latency,
-                             "auth_count": auth_count, "auth": auth}
-        hdr = {"unit": "microseconds", "significant_digits": DIGITS, "histograms": entries}
-        write_text(Path(f"{prefix}_hdr.json"), json.dumps(hdr, indent=1))
-        window = {"test_start": self.test_start, "measure_from": self.measure_from,
-                  "test_stop": self.test_stop or time.time()}
-        write_text(Path(f"{prefix}_window.json"), json.dumps(window))
+        write_histograms(prefix, self.latency, self.auth)
+        write_window(prefix, self.test_start, self.measure_from,
+                     self.test_stop or time.time())
         cpu_columns = ("timestamp", "process", "pid", "cpu_percent")
         write_csv(Path(f"{prefix}_generator_cpu.csv"), cpu_columns,
                   (dict(zip(cpu_columns, s, strict=True)) for s in sorted(self.cpu_samples)))
         write_csv(Path(f"{prefix}_revocation.csv"), REVOCATION_COLUMNS, self.revocations)
-        write_csv(Path(f"{prefix}_timeline.csv"), TIMELINE_COLUMNS, (
-            {"second": second, "count": h.get_total_count(),
-             "p50_us": h.get_value_at_percentile(50), "p90_us": h.get_value_at_percentile(90),
-             "p99_us": h.get_value_at_percentile(99), "max_us": h.get_max_value()}
-            for second, h in sorted(self.timeline.items()) if second >= 0))
+        write_timeline(prefix, self.timeline)
