@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.load import Run, merged
+from analysis.load import Measurement, Run, merged
 from analysis.stats import min_count_for
-from analysis.summary import memory_fits
+from analysis.summary import COMMON, knee_curve, memory_fits
 
 _PALETTE = plt.get_cmap("tab10").colors
 EXTRAPOLATE_TO = (1e6, 1e7, 1e8)
@@ -94,6 +94,16 @@ def memory_vs_sessions(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
+def headline_measurements(run: Run) -> list[Measurement]:
+    """The latency experiment's completed common-rate cells at its highest common rate."""
+    common = [m for m in run.measurements("latency") if m.record.ok
+              and m.record.info.get("phase", COMMON) == COMMON]
+    if not common:
+        return []
+    rate = max(m.record.target_rps for m in common)
+    return [m for m in common if m.record.target_rps == rate]
+
+
 def _with_nan(rows: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
 
@@ -142,16 +152,15 @@ def latency_vs_rate(run: Run, curve: pd.DataFrame, path: Path) -> Path:
 def auth_cost(run: Run, path: Path) -> Path:
     """The server's auth time per request: percentile curves from the merged histograms."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    measurements = run.measurements("latency")
+    measurements = headline_measurements(run)
     if not measurements:
         _empty(ax, "no latency experiment in this run")
         return _save(fig, path)
-    rate = max(m.record.target_rps for m in measurements)
+    rate = measurements[0].record.target_rps
     percentiles = np.array([1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9])
     for variant in run.variants.ordered({m.record.variant for m in measurements}):
         histogram = merged([m.histogram("auth") for m in measurements
-                            if m.record.variant == variant
-                            and m.record.target_rps == rate])
+                            if m.record.variant == variant])
         if histogram is None:
             continue
         values = [histogram.get_value_at_percentile(p) for p in percentiles]
@@ -166,26 +175,39 @@ def auth_cost(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
-def throughput(run: Run, curve: pd.DataFrame, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
+def knee(run: Run, path: Path) -> Path:
+    """Each variant at fractions of its own capacity: p50 and p99 against the offered rate
+    (log scale: past the knee they grow a hundredfold), and what it served against what it
+    was offered, where the plateau is its capacity."""
+    curve = knee_curve(run)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     if curve.empty:
-        _empty(ax, "no latency experiment in this run")
+        _empty(axes[0], "no knee in this run (the latency experiment's third phase)")
+        for ax in axes[1:]:
+            ax.set_axis_off()
         return _save(fig, path)
     for variant in run.variants.ordered(curve["variant"]):
         rows = curve[curve["variant"] == variant].sort_values("target_rps")
-        ax.plot(rows["target_rps"], rows["achieved_rps"], "o-", color=colour(run, variant),
-                label=variant)
-        bound = rows[rows["generator_bound"]]
-        ax.scatter(bound["target_rps"], bound["achieved_rps"], marker="x", s=120,
-                   color="black", zorder=5)
-    top = float(curve["target_rps"].max()) * 1.1
-    ax.plot([0, top], [0, top], "--", color="grey", label="target")
-    ax.set_xlabel("target rate (requests/s)")
-    ax.set_ylabel("achieved rate in the measured window (requests/s)")
-    ax.set_title("Throughput achieved against target (x: generator-bound)")
-    plain(ax)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+        c = colour(run, variant)
+        for ax, p in zip(axes[:2], ("p50", "p99"), strict=True):
+            ax.plot(rows["target_rps"], _with_nan(rows, f"{p}_ms"), "o-", color=c,
+                    label=variant)
+        axes[2].plot(rows["target_rps"], rows["achieved_rps"], "o-", color=c, label=variant)
+    for ax, p in zip(axes[:2], ("p50", "p99"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_title(f"{p} latency (ms, log) against the rate offered")
+        ax.set_xlabel("offered rate (requests/s, log)")
+        ax.grid(True, which="both", alpha=0.3)
+        plain(ax)
+    top = float(curve["target_rps"].max()) * 1.05
+    axes[2].plot([0, top], [0, top], "--", color="grey", label="served = offered")
+    axes[2].set_xlabel("offered rate (requests/s)")
+    axes[2].set_ylabel("served in the measured window (requests/s)")
+    axes[2].set_title("Served against offered: the plateau is the capacity")
+    axes[2].grid(True, alpha=0.3)
+    plain(axes[2])
+    axes[2].legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 
@@ -289,13 +311,12 @@ def over_time(run: Run, path: Path) -> Path:
     """Server RSS of every headline cell, and each variant's p50 and p99 second by second
     (the median over its repetitions of each second's figure)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    measurements = run.measurements("latency")
-    if not measurements:
+    headline = headline_measurements(run)
+    if not headline:
         _empty(top, "no latency experiment in this run")
         bottom.set_axis_off()
         return _save(fig, path)
-    rate = max(m.record.target_rps for m in measurements)
-    headline = [m for m in measurements if m.record.target_rps == rate and m.record.ok]
+    rate = headline[0].record.target_rps
     for variant in run.variants.ordered({m.record.variant for m in headline}):
         mine = [m for m in headline if m.record.variant == variant]
         c = colour(run, variant)
@@ -334,7 +355,7 @@ def all_charts(run: Run, curve: pd.DataFrame, out: Path, requests_per_day: float
         "memory": memory_vs_sessions(run, out / "memory_vs_sessions.png"),
         "latency": latency_vs_rate(run, curve, out / "latency_vs_rate.png"),
         "auth": auth_cost(run, out / "auth_cost.png"),
-        "throughput": throughput(run, curve, out / "throughput.png"),
+        "knee": knee(run, out / "knee.png"),
         "wire": wire_bytes(run, out / "wire_bytes.png", requests_per_day),
         "replicas": replicas(run, out / "replicas.png"),
         "revocation": revocation(run, out / "revocation.png"),

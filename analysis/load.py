@@ -26,6 +26,7 @@ RUN_FILES = ("manifest.json", "verify.json", "calibration.json", "raw/wire.csv",
              "raw/overload/overload.csv")
 MEASUREMENT_FILES = ("measurement.json", "locust_hdr.json", "locust_window.json",
                      "locust_generator_cpu.csv", "locust_revocation.csv", "locust_timeline.csv",
+                     "loadgen_hdr.json", "loadgen_window.json", "loadgen_timeline.csv",
                      "samples-*.csv")
 # Runs made before manifests recorded their variants' facts get these.
 LEGACY_VARIANTS = Path(__file__).with_name("legacy_variants.json")
@@ -123,11 +124,13 @@ class MeasurementRecord:
     folder: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     ended_at: str | None = None
-    locust_exit_code: int | None = None
+    # "locust", or "loadgen" (the fast generator); runs before it were all Locust's.
+    generator: str = "locust"
+    generator_exit_code: int | None = None
     error: str | None = None
     requests: int = 0
     failures: int = 0
-    # "running" until Locust's final results are read: "ok", or "failed".
+    # "running" until the generator's results are read: "ok", or "failed".
     status: str = "running"
 
     @classmethod
@@ -148,13 +151,14 @@ class MeasurementRecord:
 
 @dataclass
 class Measurement:
-    """One Locust run of a run folder: its record and its raw files."""
+    """One measurement of a run folder: its record and its raw files (named after the
+    generator that made them)."""
 
     folder: Path
     record: MeasurementRecord
 
     def path(self, suffix: str) -> Path:
-        return self.folder / f"locust_{suffix}"
+        return self.folder / f"{self.record.generator}_{suffix}"
 
     @cached_property
     def hdr(self) -> dict[str, dict[str, Any]]:
@@ -215,17 +219,33 @@ class Measurement:
             return frame
         return frame[frame["second"] < int(stop - start)]
 
-    def server_cpu_seconds(self) -> float:
-        """Server CPU time spent inside the measured window (interpolated, replica 0)."""
+    def cpu_seconds(self, column: str) -> float:
+        """CPU time spent inside the measured window, interpolated from the samples of
+        replica 0: the server's (`server_cpu_seconds`) or its Redis's (`redis_cpu_seconds`)."""
         samples = self.samples
-        if samples.empty or "server_cpu_seconds" not in samples:
+        if samples.empty or column not in samples:
             return np.nan
-        first = samples[samples["replica"] == 0].dropna(subset=["server_cpu_seconds"])
+        first = samples[samples["replica"] == 0].dropna(subset=[column])
         start, stop = self.window
         if len(first) < 2 or np.isnan(start):
             return np.nan
-        cpu = np.interp([start, stop], first["timestamp"], first["server_cpu_seconds"])
+        cpu = np.interp([start, stop], first["timestamp"], first[column])
         return float(cpu[1] - cpu[0])
+
+    def generator_cpu_max(self) -> float:
+        """The generator's busiest second, percent of one core: Locust's own samples (all
+        its processes), else the runner's samples of the fast generator."""
+        generator = self.generator_cpu
+        if not generator.empty:
+            return float(generator.groupby("timestamp")["cpu_percent"].sum().max())
+        samples = self.samples
+        start, stop = self.window
+        if samples.empty or "generator_cpu_percent" not in samples or np.isnan(start):
+            return np.nan
+        # A sample covers the time since the one before it: those ending inside the window
+        # (or just after it, for a window shorter than the sampling interval).
+        inside = samples[(samples["timestamp"] > start) & (samples["timestamp"] <= stop + 0.5)]
+        return float(inside["generator_cpu_percent"].max()) if len(inside) else np.nan
 
     def gc_pauses(self) -> dict[str, float]:
         """The server's garbage-collector pauses over the measurement (warm-up included),
@@ -256,16 +276,26 @@ class Measurement:
         start, stop = self.window
         seconds = stop - start if not np.isnan(start) else np.nan
         count = latency.get_total_count() if latency is not None else 0
-        cpu_seconds = self.server_cpu_seconds()
+        cpu_seconds = self.cpu_seconds("server_cpu_seconds")
+        redis_cpu_seconds = self.cpu_seconds("redis_cpu_seconds")
         all_requests = self.histogram("latency", reads_only=False)
-        total = all_requests.get_total_count() if all_requests is not None else 0
-        generator = self.generator_cpu
+        # The fast generator files requests unanswered at the window's end in its latency
+        # histogram (at the wait they had reached): they were not served.
+        total = (all_requests.get_total_count() if all_requests is not None else 0) - \
+            int(record.info.get("unanswered", 0))
         row = {
             "experiment": record.experiment, "variant": record.variant,
             "label": record.label, "repetition": record.repetition,
             "status": record.status, "target_rps": record.target_rps,
             "population": record.info.get("population"), "routing": record.info.get("routing"),
+            # The latency experiment's phases (loadtests/experiments/latency.py): saturation,
+            # common (equal rates for all) or knee; runs before phases were all common.
+            "phase": record.info.get("phase", "common" if record.experiment == "latency"
+                                     else None),
+            "fraction": record.info.get("fraction"),
+            "capacity_rps": record.info.get("capacity_rps"),
             "requests": record.requests, "failures": record.failures,
+            "unanswered": int(record.info.get("unanswered", 0)),
             "measured_requests": count,
             "achieved_rps": total / seconds if seconds and seconds > 0 else np.nan,
             "window_s": seconds,
@@ -273,10 +303,14 @@ class Measurement:
             **{f"auth_us_{k}": v for k, v in percentiles_us(auth).items()},
             "auth_us_mean": auth.get_mean_value() if auth is not None else np.nan,
             "server_cpu_us_per_request": (cpu_seconds * 1e6 / total if total else np.nan),
+            "redis_cpu_us_per_request": (redis_cpu_seconds * 1e6 / total if total else np.nan),
+            # All the CPU a request costs where it is measured: the server's and its Redis's.
+            "cpu_total_us_per_request": ((cpu_seconds + np.nan_to_num(redis_cpu_seconds)) * 1e6
+                                         / total if total else np.nan),
             "server_cpu_percent": (cpu_seconds * 100 / seconds
                                    if seconds and seconds > 0 else np.nan),
-            "generator_cpu_max": (generator.groupby("timestamp")["cpu_percent"].sum().max()
-                                  if not generator.empty else np.nan),
+            "generator": record.generator,
+            "generator_cpu_max": self.generator_cpu_max(),
             "folder": str(self.folder.relative_to(run_path)),
             **self.gc_pauses(),
         }

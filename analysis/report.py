@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,9 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         + "; ".join(f"**{p['session']} against {p['token']}**: {p['reason']}"
                     for p in verdict.get("pairs", [])) + ". "
         "Each figure is the ratio token / session, repetition by repetition (the variants "
-        "run interleaved, so a repetition's two cells shared the machine's state), at the "
-        "latency experiment's highest rate. The interval is the order-statistic interval on "
+        "run interleaved, so a repetition's two cells shared the machine's state): capacity "
+        "from the flat-out (closed-loop) cells, the others at the highest common rate. The "
+        "interval is the order-statistic interval on "
         "the median ratio; its coverage is the real probability that it holds the true "
         f"median (93.75% with 5 pairs). The difference counts as none only when the whole "
         f"interval lies within ±{margin:.0%}; an interval that crosses an edge of that "
@@ -100,9 +102,11 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(table_block(("pair (session → token)", "figure", "session", "token",
                                "ratio token / session [interval]", "coverage", "pairs",
                                f"verdict (margin ±{margin:.0%})"), rows,
-                              "CPU: µs of server process CPU time per request; time "
-                              "authenticating: µs (Server-Timing p50); latency: ms (client "
-                              "p99)."))
+                              "Capacity: requests/s served flat out by one server core "
+                              "(higher is better); CPU: µs of process CPU time per request, "
+                              "the server's plus its Redis's; time authenticating: µs "
+                              "(Server-Timing p50); latency: ms (client p99). All measured "
+                              "with the fast generator, authscale-loadgen."))
 
     blocks.append(Block("h2", "1. Memory per live user"))
     blocks.append(Block("image", charts["memory"], "Server RSS plus Redis used_memory as live "
@@ -126,7 +130,9 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
 
     blocks.append(Block("h2", "2. Latency at equal load"))
     blocks.append(Block("image", charts["latency"], "Client latency from microsecond HDR "
-                        "histograms (warm-up excluded): the median over repetitions, the "
+                        "histograms (warm-up excluded), measured by "
+                        f"{generators(summary)}: each request timed from when it was due "
+                        "(no coordinated omission); the median over repetitions, the "
                         "bar its order-statistic interval (coverage in the table)."))
     curve = pd.DataFrame(summary["latency_curve"])
     if not curve.empty:
@@ -145,12 +151,10 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                    "p99 ms", "p99.9 ms", "errors", "generator-bound"), rows,
                                   "A percentile is shown only when every cell holds ten "
                                   "requests beyond it (p99: 1,000; p99.9: 10,000)."))
-    blocks.append(Block("p", rates_origin(manifest)))
-    blocks.append(Block("image", charts["throughput"], "Achieved against target rate; an x "
-                        "marks a generator-bound point (Locust above 90% CPU or under 95% of "
-                        "its target)."))
+    blocks.append(Block("p", rates_origin(manifest, summary)))
+    blocks.extend(capacity_blocks(variants, figures, summary, charts))
 
-    blocks.append(Block("h2", "3. Where the microseconds go"))
+    blocks.append(Block("h2", "4. Where the microseconds go"))
     blocks.append(Block("image", charts["auth"], "The server's own time authenticating each "
                         "request (Server-Timing, whole microseconds), as percentiles of every "
                         "request at the headline rate. Time, not CPU: while a Redis call "
@@ -167,18 +171,25 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                  and f.get("auth_us_p50") else None)
         rows.append([v, fmt(f.get("auth_us_p50"), "{:.1f}"), fmt(f.get("auth_us_p99"), "{:.1f}"),
                      "; ".join(f"{n}: {c:.2f} µs" for n, c in costs) or "–",
-                     fmt(ratio, "{:.1f}x"), fmt(f.get("cpu_us_per_request"), "{:.0f}")])
+                     fmt(ratio, "{:.1f}x"), fmt(f.get("server_cpu_us_per_request"), "{:.0f}"),
+                     fmt(f.get("redis_cpu_us_per_request"), "{:.0f}"),
+                     fmt(f.get("capacity_cpu_us_per_request"), "{:.0f}")])
     blocks.append(table_block(("variant", "auth µs p50", "auth µs p99",
                                "primitive alone (tight loop)", "auth / primitive",
-                               "server CPU µs per request"), rows,
-                              "Auth time at the headline rate against the cost of the "
-                              "primitives the variant's auth path runs, timed alone on the "
-                              "server's core. No ratio where the primitive is under 1 µs, the "
-                              "auth figures' resolution. Server CPU is process CPU time over "
-                              "the measured window, divided by the requests served in it."))
+                               "server CPU µs/request", "Redis CPU µs/request",
+                               "CPU µs/request flat out"), rows,
+                              "Auth time (Server-Timing: time, including awaits, not CPU) "
+                              "at the headline rate against the cost of the primitives the "
+                              "variant's auth path runs, timed alone on the server's core. "
+                              "No ratio where the primitive is under 1 µs, the auth figures' "
+                              "resolution. CPU is process CPU time over the measured window "
+                              "divided by the requests served in it: the server's, and its "
+                              "Redis's (INFO used_cpu_user + used_cpu_sys), at the headline "
+                              "rate; flat out, both together. CPU per request falls as the "
+                              "rate rises (fixed costs spread over more requests)."))
     blocks.extend(calibration_blocks(run.path / "calibration.json"))
 
-    blocks.append(Block("h2", "4. Bytes on the wire"))
+    blocks.append(Block("h2", "5. Bytes on the wire"))
     blocks.append(Block("image", charts["wire"], "The request header that carries each "
                         "credential, in bytes, and what it adds up to per day."))
     rows = [[v, fmt(figures[v].get("header_bytes"), "{}"),
@@ -188,7 +199,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(table_block(("variant", "bytes per request",
                                f"GB/day at {requests_per_day:,.0f} requests/day"), rows))
 
-    blocks.append(Block("h2", "5. Scaling out: replicas without sticky routing"))
+    blocks.append(Block("h2", "6. Scaling out: replicas without sticky routing"))
     blocks.append(Block("image", charts["replicas"], "Median over repetitions; a 0% bar is "
                         "drawn as a labelled zero, not left out."))
     rows = [[v, fmt(figures[v].get("replicas_random_failure_rate"), "{:.1%}"),
@@ -200,7 +211,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         blocks.append(table_block(("variant", "failed, random", "failed, sticky",
                                    "p99 ms random", "p99 ms sticky"), rows))
 
-    blocks.append(Block("h2", "6. Logout"))
+    blocks.append(Block("h2", "7. Logout"))
     settings = manifest.get("settings", {}).get("revocation", {})
     blocks.append(Block("image", charts["revocation"], (
         "After logout the old credential is presented to every replica every "
@@ -223,13 +234,13 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                   "Resolution: the gap between the last probe a replica "
                                   "accepted and its first refusal; the switch happened in it."))
 
-    blocks.append(Block("h2", "7. Over time"))
+    blocks.append(Block("h2", "8. Over time"))
     blocks.append(Block("image", charts["over_time"], "At the headline rate: the server's RSS "
                         "in every cell (top), and each second's p50 and p99 of the reads, from "
                         "microsecond histograms, the median over the repetitions (bottom); 0 "
                         "is the end of the warm-up."))
 
-    blocks.append(Block("h2", "8. Cost model"))
+    blocks.append(Block("h2", "9. Cost model"))
     blocks.extend(cost_blocks(variants, figures, users, rps, prices))
 
     blocks.append(Block("h2", "Failures and flags"))
@@ -239,9 +250,10 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     items = [f"{f['experiment']} / {f['variant']}: {f['reason']}" for f in failures]
     items += [f"generator-bound: {x}" for x in flagged]
     items += [f"left out of the comparisons: {c['variant']} repetition {c['repetition']}, "
-              f"{c['achieved_rps']:,.0f} of {c['target_rps']:,.0f} req/s achieved with the "
-              f"generator at {c['generator_cpu_max']:.0f}% CPU (a cell under 95% of its rate, "
-              "or with the generator above 90%, did not get the load compared)"
+              f"{fmt(c['achieved_rps'], '{:,.0f}')} of {fmt(c['target_rps'], '{:,.0f}')} "
+              f"req/s achieved with the generator at {fmt(c['generator_cpu_max'], '{:.0f}')}% "
+              "CPU (a cell under 95% of its rate, or with the generator above 90%, did not "
+              "get the load compared)"
               for c in summary.get("left_out", [])]
     blocks.append(Block("list", items or ["none: every planned measurement ran, no "
                                           "generator-bound point"]))
@@ -257,22 +269,28 @@ def cost_blocks(variants: list[str], figures: dict[str, dict[str, Any]], users: 
     rows = []
     for v in variants:
         f = figures[v]
-        b, cpu, wire = f.get("bytes_per_session"), f.get("cpu_us_per_request"), \
-            f.get("header_bytes")
+        b, model, wire = f.get("bytes_per_session"), f.get("cpu_model"), f.get("header_bytes")
+        capacity = f.get("capacity_rps")
         gib = max(b, 0.0) * users / 2**30 if b is not None else None
-        cores = cpu * rps / 1e6 if cpu is not None else None
+        servers = math.ceil(rps / capacity) if capacity else None
+        cores = (servers * max(model["fixed_cores"], 0.0) + model["marginal_us"] * rps / 1e6
+                 if model is not None and servers is not None else None)
         gb_month = wire * rps * SECONDS_PER_MONTH / 1e9 if wire is not None else None
         costs = [gib * prices.gib_month if gib is not None else None,
                  cores * prices.vcpu_hour * HOURS_PER_MONTH if cores is not None else None,
                  gb_month * prices.gb if gb_month is not None else None]
         total = sum(costs) if None not in costs else None  # type: ignore[arg-type]
-        rows.append([v, fmt(gib, "{:,.2f}"), fmt(cores, "{:,.2f}"), fmt(gb_month, "{:,.0f}"),
-                     *[fmt(c, "${:,.0f}") for c in costs], fmt(total, "${:,.0f}")])
+        rows.append([v, fmt(gib, "{:,.2f}"), fmt(servers, "{:,}"), fmt(cores, "{:,.2f}"),
+                     fmt(gb_month, "{:,.0f}"), *[fmt(c, "${:,.0f}") for c in costs],
+                     fmt(total, "${:,.0f}")])
     return [
         Block("p", f"For {users:,.0f} live users and {rps:,.0f} requests/s, from this run's "
-                   "bytes per live user, server CPU per request (process CPU time at the "
-                   "headline rate, scaled linearly to the rate asked: a model, not a "
-                   "measurement at that rate) and credential bytes per request. Prices, "
+                   "bytes per live user, its CPU model and credential bytes per request. CPU "
+                   "is modelled, not measured at that rate: server + Redis CPU against the "
+                   "rate served, fitted over the knee's points up to capacity and the "
+                   "common-rate cells (section 3), as a fixed cost per server (the "
+                   "intercept) plus a marginal cost per request (the slope); the rate needs "
+                   "rate / capacity servers, rounded up, each paying the fixed cost. Prices, "
                    f"settable with `python -m analysis RUN --price-gib-month "
                    f"{prices.gib_month:g} --price-vcpu-hour {prices.vcpu_hour:g} "
                    f"--price-gb {prices.gb:g}`: ${prices.gib_month:g} per GiB-month of "
@@ -280,10 +298,70 @@ def cost_blocks(variants: list[str], figures: dict[str, dict[str, Any]], users: 
                    "carried (request headers are inbound traffic, which many clouds do not "
                    "bill: read the network column as an upper bound; load balancers "
                    "usually bill it)."),
-        table_block(("variant", "session memory (GiB)", "CPU cores, all work",
-                     "credential GB/month", "memory $/month", "CPU $/month",
-                     "network $/month", "total $/month"), rows),
+        table_block(("variant", "session memory (GiB)", "servers (one core each)",
+                     "CPU cores, all work", "credential GB/month", "memory $/month",
+                     "CPU $/month", "network $/month", "total $/month"), rows),
     ]
+
+
+def generators(summary: dict[str, Any]) -> str:
+    """The generators that measured the headline figures, by name."""
+    names = sorted({f["generator"] for f in summary["variants"].values() if f.get("generator")})
+    described = {"loadgen": "authscale-loadgen (the fast C generator, fixed rate)",
+                 "locust": "Locust"}
+    return ", ".join(described.get(n, n) for n in names) or "–"
+
+
+def capacity_blocks(variants: list[str], figures: dict[str, dict[str, Any]],
+                    summary: dict[str, Any], charts: dict[str, Path]) -> list[Block]:
+    """Section 3: what each variant serves flat out, its knee, and its CPU model."""
+    blocks = [Block("h2", "3. Capacity and the knee")]
+    rows = []
+    for v in variants:
+        f = figures[v]
+        if f.get("capacity_rps") is None:
+            continue
+        low, high = f.get("capacity_rps_interval") or [None, None]
+        model = f.get("cpu_model") or {}
+        rows.append([v, f"{fmt(f['capacity_rps'], '{:,.0f}')} [{fmt(low, '{:,.0f}')}, "
+                        f"{fmt(high, '{:,.0f}')}]", fmt(f.get("capacity_server_cpu_percent"),
+                                                        "{:.0f}%"),
+                     fmt(f.get("capacity_cpu_us_per_request"), "{:.0f}"),
+                     fmt(f.get("capacity_latency_ms_p50"), "{:.1f}"),
+                     fmt(f.get("capacity_generator_cpu_max"), "{:.0f}%"),
+                     fmt(model.get("fixed_cores"), "{:.3f}"),
+                     fmt(model.get("marginal_us"), "{:.0f}"), fmt(model.get("r2"), "{:.3f}")])
+    if rows:
+        blocks.append(table_block(
+            ("variant", "capacity req/s [interval]", "server core busy",
+             "CPU µs/request flat out", "p50 ms flat out", "generator core busy (max)",
+             "fixed CPU (cores)", "marginal CPU µs/request", "fit r²"), rows,
+            "Capacity: the rate one server core serves flat out (closed loop, every "
+            "connection's next request sent as its answer arrives), the median over the "
+            "repetitions with its order-statistic interval; the server's core should be near "
+            "100% and the generator's well under it, or the generator set the limit. CPU "
+            "model: server + Redis CPU (cores) against the rate served, a least-squares line "
+            "over the knee's points up to capacity and the common-rate cells."))
+    blocks.append(Block("image", charts["knee"], "Each variant at 0.25 to 1.2 of its own "
+                        "capacity, measured by authscale-loadgen at a fixed rate, latency "
+                        "from each request's due time; requests still unanswered at the end "
+                        "of a window count at the wait they had reached (a lower bound)."))
+    knee = pd.DataFrame(summary.get("knee_curve") or [])
+    if not knee.empty:
+        rows = [[r["variant"], f"{r['fraction']:g}", fmt(r["target_rps"], "{:,.0f}"),
+                 fmt(r["achieved_rps"], "{:,.0f}"), f"{r['requests']:,}",
+                 fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}"),
+                 f"{r['unanswered']:,}", fmt(r["server_cpu_percent"], "{:.0f}%"),
+                 fmt(r["server_cpu_us_per_request"], "{:.0f}"),
+                 fmt(r.get("redis_cpu_us_per_request"), "{:.0f}")]
+                for r in knee.to_dict("records")]
+        blocks.append(table_block(
+            ("variant", "fraction of capacity", "offered req/s", "served req/s", "requests",
+             "p50 ms", "p99 ms", "unanswered at the end", "server core busy",
+             "server CPU µs/request", "Redis CPU µs/request"), rows,
+            "One cell per point; a percentile only where the cell holds enough requests for "
+            "it (p99: 1,000)."))
+    return blocks
 
 
 def calibration_blocks(path: Path) -> list[Block]:
@@ -317,17 +395,23 @@ def calibration_blocks(path: Path) -> list[Block]:
     return blocks
 
 
-def rates_origin(manifest: dict[str, Any]) -> str:
-    """Where the latency rates came from: the profile, or fractions of a calibration."""
-    origin = manifest.get("rates_from") or {}
+def rates_origin(manifest: dict[str, Any], summary: dict[str, Any]) -> str:
+    """Where the common rates came from: fixed in the profile, or fractions of the lowest
+    capacity (the calibration's, or this run's flat-out cells)."""
     fractions = manifest.get("settings", {}).get("latency", {}).get("fractions") or []
-    if origin.get("calibration") and fractions:
-        shares = ", ".join(f"{f:.0%}" for f in fractions)
-        return (f"Rates: {shares} of the lowest capacity measured by the calibration "
-                f"`{origin['calibration']}` ({origin.get('created_at', 'undated')}), the same "
-                "for every variant.")
-    reason = f" ({origin['reason']})" if origin.get("reason") else ""
-    return f"Rates: the profile's fixed rates{reason}."
+    capacities = summary.get("capacities") or {}
+    rates = summary.get("common_rates") or []
+    if not fractions or not capacities:
+        return "Rates: the profile's fixed rates."
+    lowest = min(capacities.items(), key=lambda item: item[1]["capacity_rps"])
+    origin = manifest.get("rates_from") or {}
+    source = (f"the calibration `{origin['calibration']}` ({origin.get('created_at', 'undated')})"
+              if lowest[1].get("capacity_from") == "calibration" and origin.get("calibration")
+              else "this run's flat-out cells")
+    shares = ", ".join(f"{f:.0%}" for f in fractions)
+    return (f"Rates: {', '.join(f'{r:,.0f}' for r in rates)} requests/s, {shares} of the "
+            f"lowest capacity ({lowest[0]}, {lowest[1]['capacity_rps']:,.0f} req/s, from "
+            f"{source}), the same for every variant.")
 
 
 def threats(manifest: dict[str, Any]) -> list[str]:

@@ -28,6 +28,8 @@ CLAIM = ("token based authentication scales better than that of a session becaus
          "might become an issue when there is a large number of users using the system at "
          "once.")
 GENERATOR_CPU_LIMIT = 90.0
+# The latency experiment's phases (loadtests/experiments/latency.py).
+SATURATION, COMMON, KNEE = "saturation", "common", "knee"
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 RATE_SHORTFALL = 0.95
 
@@ -80,7 +82,7 @@ def latency_curve(run: Run) -> pd.DataFrame:
     table = run.table
     if table.empty:
         return pd.DataFrame()
-    latency = table[(table["experiment"] == "latency") & (table["status"] == "ok")]
+    latency = phase_cells(table, COMMON)
     rows = []
     for (variant, rate), group in latency.groupby(["variant", "target_rps"], sort=False):
         fewest = int(group["measured_requests"].min())
@@ -106,13 +108,73 @@ def latency_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """The latency experiment's cells at its highest rate: the load every headline latency,
-    throughput and CPU figure is read at (the same rate for every variant)."""
+def phase_cells(table: pd.DataFrame, phase: str) -> pd.DataFrame:
+    """The latency experiment's completed cells of one phase (saturation, common, knee)."""
     if table.empty:
         return table
-    latency = table[(table["experiment"] == "latency") & (table["status"] == "ok")]
+    return table[(table["experiment"] == "latency") & (table["status"] == "ok")
+                 & (table["phase"] == phase)]
+
+
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """The latency experiment's common-rate cells at its highest common rate: the load every
+    headline latency, auth and CPU figure is read at (the same rate for every variant)."""
+    latency = phase_cells(table, COMMON)
+    if latency.empty:
+        return latency
     return latency[latency["target_rps"] == latency["target_rps"].max()]
+
+
+def knee_curve(run: Run) -> pd.DataFrame:
+    """Each variant at fractions of its own capacity (one cell each): what it served, its
+    latency (a percentile only where the cell holds enough requests), its CPU."""
+    knee = phase_cells(run.table, KNEE)
+    rows = []
+    if knee.empty:
+        return pd.DataFrame()
+    for r in knee.sort_values(["variant", "fraction"]).to_dict("records"):
+        row: dict[str, Any] = {k: r[k] for k in (
+            "variant", "fraction", "target_rps", "achieved_rps", "unanswered", "window_s",
+            "error_rate", "server_cpu_percent", "server_cpu_us_per_request",
+            "redis_cpu_us_per_request", "generator_cpu_max", "generator")}
+        row["requests"] = int(r["measured_requests"])
+        row["capacity_rps"] = r.get("capacity_rps")
+        for p in PERCENTILES:
+            shown = r["measured_requests"] >= min_count_for(float(p[1:]))
+            row[f"{p}_ms"] = r[f"latency_us_{p}"] / 1000 if shown else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cpu_cores(cells: pd.DataFrame) -> pd.Series:
+    """Server plus Redis CPU, in cores, over each cell's measured window."""
+    redis = cells["redis_cpu_us_per_request"].fillna(0.0) * cells["achieved_rps"] / 1e6
+    return cells["server_cpu_percent"] / 100 + redis
+
+
+def cpu_model(run: Run) -> dict[str, dict[str, Any]]:
+    """Per variant, CPU (server + Redis, in cores) against the rate served, fitted over
+    the knee's points up to its capacity and the common-rate cells: a fixed cost (the
+    intercept, in cores) and a marginal cost (the slope, in us per request)."""
+    table = run.table
+    knee = phase_cells(table, KNEE)
+    if not knee.empty:
+        knee = knee[knee["fraction"] <= 1.0]
+    cells = pd.concat([phase_cells(table, COMMON), knee])
+    model: dict[str, dict[str, Any]] = {}
+    if cells.empty:
+        return model
+    for variant, mine in cells.groupby("variant", sort=False):
+        fit = linear_fit(mine["achieved_rps"], cpu_cores(mine))
+        if fit is None:
+            continue
+        model[str(variant)] = {"fixed_cores": fit.intercept, "marginal_us": fit.slope * 1e6,
+                               "marginal_us_interval": [fit.slope_low * 1e6,
+                                                        fit.slope_high * 1e6],
+                               "r2": fit.r2, "points": fit.n,
+                               "rates": [float(mine["achieved_rps"].min()),
+                                         float(mine["achieved_rps"].max())]}
+    return model
 
 
 # Headline figures: summary key, the table's column, scale, and the percentile it needs
@@ -124,7 +186,16 @@ HEADLINE_FIGURES = (
     ("latency_ms_p99", "latency_us_p99", 1e-3, 99.0),
     ("latency_ms_p999", "latency_us_p99.9", 1e-3, 99.9),
     ("rps", "achieved_rps", 1.0, 0.0),
-    ("cpu_us_per_request", "server_cpu_us_per_request", 1.0, 0.0),
+    ("cpu_us_per_request", "cpu_total_us_per_request", 1.0, 0.0),
+    ("server_cpu_us_per_request", "server_cpu_us_per_request", 1.0, 0.0),
+    ("redis_cpu_us_per_request", "redis_cpu_us_per_request", 1.0, 0.0),
+)
+# Flat out (the saturation phase): summary key, the table's column.
+SATURATION_FIGURES = (
+    ("capacity_rps", "achieved_rps"),
+    ("capacity_server_cpu_percent", "server_cpu_percent"),
+    ("capacity_cpu_us_per_request", "cpu_total_us_per_request"),
+    ("capacity_latency_ms_p50", "latency_us_p50"),
 )
 
 
@@ -133,6 +204,8 @@ def variant_figures(run: Run) -> dict[str, dict[str, Any]]:
     fits = memory_fits(run)
     wire = run.wire.set_index("variant") if not run.wire.empty else pd.DataFrame()
     at_headline = headline(table)
+    saturated = phase_cells(table, SATURATION)
+    model = cpu_model(run)
     figures: dict[str, dict[str, Any]] = {}
     variants = list(dict.fromkeys(table["variant"])) if not table.empty else []
     for variant in variants:
@@ -164,6 +237,19 @@ def variant_figures(run: Run) -> dict[str, dict[str, Any]]:
             for name, *_ in HEADLINE_FIGURES:
                 f[name] = None
             f["error_rate"] = None
+        flat_out = saturated[saturated["variant"] == variant] if not saturated.empty \
+            else saturated
+        if not flat_out.empty:
+            for name, column in SATURATION_FIGURES:
+                e = estimates(flat_out, column)
+                scale = 1e-3 if column.startswith("latency") else 1.0
+                f[name] = e.median * scale
+                f[f"{name}_interval"] = [e.low * scale, e.high * scale]
+            f["capacity_generator_cpu_max"] = float(flat_out["generator_cpu_max"].max())
+            f["capacity_repetitions"] = len(flat_out)
+        f["cpu_model"] = model.get(variant)
+        f["generator"] = ", ".join(sorted(set(latency["generator"]))) \
+            if not latency.empty else None
         f["header_bytes"] = int(wire.loc[variant, "header_bytes"]) \
             if variant in wire.index else None
         f.update(revocation_figures(run.revocations, variant))
@@ -229,14 +315,18 @@ EQUIVALENCE_MARGIN = 0.10
 # key, the table's column, its scale to the key's unit, the percentile its cells need
 # enough requests for.
 PAIR_FIGURES = (
-    ("CPU per request (server process CPU time)", "cpu_us_per_request",
-     "server_cpu_us_per_request", 1.0, 0.0),
-    ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 1.0, 50.0),
-    ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 1e-3, 99.0),
+    ("capacity per server core (flat out)", "capacity_rps", "achieved_rps", 1.0, 0.0,
+     SATURATION, "higher"),
+    ("CPU per request (server + Redis CPU time)", "cpu_us_per_request",
+     "cpu_total_us_per_request", 1.0, 0.0, COMMON, "lower"),
+    ("time spent authenticating (Server-Timing p50)", "auth_us_p50", "auth_us_p50", 1.0, 50.0,
+     COMMON, "lower"),
+    ("latency at equal load (p99)", "latency_ms_p99", "latency_us_p99", 1e-3, 99.0, COMMON,
+     "lower"),
 )
 # A pair without usable cells: too few requests for the percentile, or generator-bound.
 TOO_FEW = "not comparable"
-ALL_AXES = ("memory per live user", *(a for a, *_ in PAIR_FIGURES),
+ALL_AXES = ("memory per live user", *(f[0] for f in PAIR_FIGURES),
             "bytes on the wire per request", "scaling out without sticky routing",
             "logout (revocation)")
 NOT_MEASURED = "not measured"
@@ -273,16 +363,19 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
     """For each declared pair and figure: token / session over paired repetitions, with its
     interval, real coverage and verdict against the equivalence margin. Generator-bound
     cells are left out: a comparison at unequal load is no comparison."""
-    everything = headline(run.table)
-    cells = everything[~generator_bound(everything)] if not everything.empty else everything
+    by_phase = {COMMON: headline(run.table), SATURATION: phase_cells(run.table, SATURATION)}
     rows = []
     for session, token, reason in PAIRS:
-        for axis, key, column, scale, percentile in PAIR_FIGURES:
+        for axis, key, column, scale, percentile, phase, better in PAIR_FIGURES:
+            everything = by_phase[phase]
+            cells = everything[~generator_bound(everything)] if not everything.empty \
+                else everything
             if everything.empty or not {session, token} <= set(everything["variant"]):
                 continue
             if not {session, token} <= set(cells["variant"]):
                 rows.append({"session": session, "token": token, "reason": reason,
-                             "axis": axis, "figure": key, "verdict": TOO_FEW,
+                             "axis": axis, "figure": key, "better": better,
+                             "verdict": TOO_FEW,
                              "detail": "every cell generator-bound: the generator, not the "
                                        "server, set the load"})
                 continue
@@ -290,13 +383,14 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
             b = per_repetition(cells, token, column, percentile)
             if not a or not b:
                 rows.append({"session": session, "token": token, "reason": reason,
-                             "axis": axis, "figure": key, "verdict": TOO_FEW,
+                             "axis": axis, "figure": key, "better": better,
+                             "verdict": TOO_FEW,
                              "detail": f"fewer than {min_count_for(percentile):,} requests "
                                        f"per cell for it"})
                 continue
             d = difference(a, b, EQUIVALENCE_MARGIN)
             rows.append({"session": session, "token": token, "reason": reason, "axis": axis,
-                         "figure": key,
+                         "figure": key, "better": better,
                          "session_median": median_interval(list(a.values())).median * scale,
                          "token_median": median_interval(list(b.values())).median * scale,
                          **d.as_dict()})
@@ -305,7 +399,8 @@ def pair_comparisons(run: Run) -> list[dict[str, Any]]:
 
 def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, Any]:
     """One verdict axis from its pair comparisons: the claim holds where the token side is
-    lower beyond the margin in every pair, fails where it is higher in every pair."""
+    better beyond the margin in every pair (lower, or higher for capacity), fails where it
+    is worse in every pair."""
     mine = [r for r in rows if r["axis"] == axis]
     if not mine:
         return {"axis": axis, "holds": NOT_MEASURED, "sessions": "", "tokens": "",
@@ -316,9 +411,11 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, 
                 "sessions": "", "tokens": "", "detail": "; ".join(
                     f"{r['token']} / {r['session']}: {r.get('detail') or r['verdict']}"
                     for r in mine)}
-    if verdicts == {LOWER}:
+    # The claim is that tokens do better: lower CPU and latency, higher capacity.
+    good, bad = (HIGHER, LOWER) if mine[0].get("better") == "higher" else (LOWER, HIGHER)
+    if verdicts == {good}:
         holds = "yes"
-    elif verdicts == {HIGHER}:
+    elif verdicts == {bad}:
         holds = "no"
     elif verdicts == {EQUIVALENT}:
         holds = EQUIVALENT
@@ -370,7 +467,8 @@ def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
             "tokens": _fmt(tokens, "{:.0f} B"), "holds": holds, "detail": detail}
 
     for axis, key, *_ in PAIR_FIGURES:
-        pattern = "{:.2f} ms" if key.startswith("latency_ms") else "{:.1f} µs"
+        pattern = "{:.2f} ms" if key.startswith("latency_ms") else (
+            "{:,.0f} req/s" if key == "capacity_rps" else "{:.1f} µs")
         axes[axis] = pair_axis(axis, pairs, pattern)
 
     # Bytes on the wire.
@@ -494,6 +592,9 @@ def summarize(run: Run) -> dict[str, Any]:
         "profile": run.manifest.get("profile"),
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
+        "knee_curve": knee_curve(run).to_dict(orient="records"),
+        "common_rates": run.manifest.get("latency", {}).get("common_rates"),
+        "capacities": run.manifest.get("latency", {}).get("capacities"),
         "pairs": pairs,
         "left_out": left_out(run),
         "verdict": verdict(figures, memory, run.variants, pairs),

@@ -117,7 +117,7 @@ def load_capacities(choice: str | None, results: Path, machine: dict[str, Any]
     if not path.exists():
         if choice:
             raise ProfileError(f"--calibration {choice}: no such file")
-        return None, {"calibration": None, "reason": f"no {path.name} in {results}"}
+        return None, {"calibration": None, "reason": f"no {path.name} in {shown(results)}"}
     try:
         data = json.loads(path.read_text())
         variants = data["variants"]
@@ -127,8 +127,17 @@ def load_capacities(choice: str | None, results: Path, machine: dict[str, Any]
                for k in ("cpu_model", "logical_cores"))
     if not same and not choice:
         return None, {"calibration": None,
-                      "reason": f"{path} was made on another machine"}
-    return variants, {"calibration": str(path), "created_at": data.get("created_at")}
+                      "reason": f"{shown(path)} was made on another machine"}
+    return variants, {"calibration": str(shown(path)), "created_at": data.get("created_at")}
+
+
+def shown(path: Path) -> Path:
+    """A path as the manifest records it: relative to the working directory when inside it,
+    so a run folder does not carry the machine's own paths."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def raise_interrupted(signum: int, frame: object) -> None:

@@ -13,7 +13,7 @@ import psutil
 
 from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
-from loadtests.runner.sampler import redis_memory
+from loadtests.runner.sampler import redis_figures
 
 NAME = "population"
 RUNS_BY_DEFAULT = True
@@ -90,5 +90,7 @@ def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str,
                            "seed_seconds": round(seconds, 4),
                            "server_rss_bytes": server.memory_info().rss}
     if group.redis is not None:
-        row["redis_used_memory_bytes"], row["redis_keys"] = redis_memory(group.redis.client())
+        figures = redis_figures(group.redis.client())
+        row["redis_used_memory_bytes"] = figures["redis_used_memory_bytes"]
+        row["redis_keys"] = figures["redis_keys"]
     return row

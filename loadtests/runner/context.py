@@ -7,6 +7,7 @@ The experiments (loadtests.experiments) say what to measure; this module says ho
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from rich.progress import Progress
 
 from analysis.load import Measurement, MeasurementRecord
 from loadtests.atomic import write_json
+from loadtests.runner import loadgen
 from loadtests.runner.folder import RunFolder, now_iso
 from loadtests.runner.processes import (
     ProcessError,
@@ -38,6 +40,13 @@ from loadtests.runner.verify import Verification, verify_server
 from loadtests.swarm.credentials import user_class_for
 from servers.variants.registry import ENV_ADMIN_TOKEN, variant
 from servers.variants.tokens import generate_key
+
+# The fast generator's users per variant: distinct real credentials, taken in turn.
+LOADGEN_USERS = 1000
+LOADGEN_OUTPUT = "loadgen_requests.txt"
+# Seconds between samples: the fast generator's windows are a few seconds long, and its
+# CPU per request is read between two samples around them.
+SAMPLE_SECONDS = {"locust": 1.0, loadgen.NAME: 0.5}
 
 
 class Interrupted(Exception):
@@ -77,7 +86,10 @@ class Pinning:
 
 @dataclass(frozen=True)
 class Planned:
-    """One Locust run an experiment plans: against which variant, what load, how long."""
+    """One measurement an experiment plans: against which variant, what load, how long, and
+    with which generator: Locust (a scenario, `users` simulated users) or the fast
+    generator (`loadgen`: the scenario is "read", `users` its connections; rate 0 is
+    closed loop)."""
 
     experiment: str
     variant: str
@@ -89,6 +101,8 @@ class Planned:
     duration: float
     extra: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    generator: str = "locust"
+    warmup: float | None = None  # None: the profile's
 
 
 @dataclass
@@ -99,6 +113,8 @@ class Group:
     servers: list[ServerHandle]
     redis: RedisHandle | None
     failed: str | None = None
+    # The fast generator's credentials file: real users logged in once (see credentials).
+    credentials: Path | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -234,6 +250,16 @@ class Context:
             self.fail(experiment, group.variant, f"{exc} ({when})")
 
     # -- measuring
+    def credentials(self, group: Group) -> Path:
+        """A file of real credentials for the fast generator: LOADGEN_USERS distinct users
+        (at most the server's user table) logged in once per group, one header each."""
+        if group.credentials is None:
+            path = self.secrets_dir / f"credentials-{group.variant}.txt"
+            users = range(1, min(LOADGEN_USERS, self.profile.login_users) + 1)
+            loadgen.write_credentials(group.urls[0], group.variant, users, path)
+            group.credentials = path
+        return group.credentials
+
     def measure_each(self, plan: list[Planned], groups: dict[str, Group]) -> None:
         """Every planned measurement in order; those of a variant that did not start are
         skipped."""
@@ -246,11 +272,12 @@ class Context:
 
     def measure(self, group: Group, planned: Planned, *, info: dict[str, Any] | None = None,
                 during: Callable[[float], None] | None = None) -> MeasurementRecord | None:
-        """One Locust run against a group, sampled; its record (None if skipped).
+        """One run of the planned generator against a group, sampled; its record (None if
+        skipped).
 
         `info` adds details known only now (the live sessions before it). `during`, if
-        given, is called about ten times a second with the seconds since Locust started
-        (the outage experiment stops and restarts Redis from there).
+        given, is called about ten times a second with the seconds since the generator
+        started (the outage experiment stops and restarts Redis from there).
         """
         label, repetition = planned.label, planned.repetition
         self.describe(f"{planned.experiment} · {group.variant} · {label} · rep {repetition}")
@@ -263,28 +290,38 @@ class Context:
         folder = self.run.path / "raw" / planned.experiment / group.variant / \
             f"{label}-rep{repetition}"
         folder.mkdir(parents=True, exist_ok=True)
-        warmup = self.profile.warmup_s
-        hosts = ("--hosts", ",".join(group.urls)) if len(group.urls) > 1 else ()
-        argv = locust_command(
-            group.urls[0], scenario=planned.scenario, users=planned.users,
-            spawn_rate=planned.users, duration=planned.duration, warmup=warmup,
-            csv_prefix=folder / "locust", target_rps=planned.rate,
-            user_class=user_class_for(group.variant), processes=self.locust_processes,
-            extra=["--login-users", str(self.profile.login_users), *hosts, *planned.extra])
+        warmup = self.profile.warmup_s if planned.warmup is None else planned.warmup
         record = MeasurementRecord(
             experiment=planned.experiment, variant=group.variant, label=label,
             repetition=repetition, scenario=planned.scenario, target_rps=planned.rate,
             rate_model="open" if planned.rate > 0 else "closed", users=planned.users,
             warmup_s=warmup, duration_s=planned.duration, hosts=group.urls,
             pinning=self.pinning.as_dict(), started_at=now_iso(),
-            folder=str(folder.relative_to(self.run.path)),
+            folder=str(folder.relative_to(self.run.path)), generator=planned.generator,
             info={**planned.info, **(info or {})})
-        locust = self.supervisor.spawn(f"locust {group.variant}", argv, folder / "locust.log",
+        if planned.generator == loadgen.NAME:
+            argv = loadgen.command(
+                int(group.urls[0].rsplit(":", 1)[1]), self.credentials(group),
+                folder / LOADGEN_OUTPUT, rate=planned.rate, connections=planned.users,
+                duration=planned.duration, warmup=warmup)
+        else:
+            hosts = ("--hosts", ",".join(group.urls)) if len(group.urls) > 1 else ()
+            argv = locust_command(
+                group.urls[0], scenario=planned.scenario, users=planned.users,
+                spawn_rate=planned.users, duration=planned.duration, warmup=warmup,
+                csv_prefix=folder / "locust", target_rps=planned.rate,
+                user_class=user_class_for(group.variant), processes=self.locust_processes,
+                extra=["--login-users", str(self.profile.login_users), *hosts,
+                       *planned.extra])
+        started = time.time()
+        generator = self.supervisor.spawn(f"{planned.generator} {group.variant}", argv,
+                                       folder / f"{planned.generator}.log",
                                        self.pinning.generator_cpus)
         samplers = [Sampler(folder / f"samples-{i}.csv", group.variant, server.child.pid,
                             server.url,
                             group.redis.client() if group.redis and i == 0 else None,
-                            generator_pid=locust.pid if i == 0 else None)
+                            generator_pid=generator.pid if i == 0 else None,
+                            interval=SAMPLE_SECONDS[planned.generator])
                     for i, server in enumerate(group.servers)]
         spawned = time.monotonic()
         deadline = spawned + warmup + planned.duration + 60
@@ -292,30 +329,54 @@ class Context:
             with contextlib.ExitStack() as stack:
                 for sampler in samplers:
                     stack.enter_context(sampler)
-                while locust.alive() and time.monotonic() < deadline:
+                while generator.alive() and time.monotonic() < deadline:
                     if during is not None:
                         during(time.monotonic() - spawned)
                     time.sleep(0.1)
         finally:
-            if locust.alive():
-                record.error = "Locust did not finish in time"
-            record.locust_exit_code = self.supervisor.stop(locust)
+            if generator.alive():
+                record.error = f"{planned.generator} did not finish in time"
+            record.generator_exit_code = self.supervisor.stop(generator)
             record.ended_at = now_iso()
             write_json(folder / "measurement.json", record.as_dict())
         final = folder / "locust_final.json"
-        if final.exists():
+        if planned.generator == loadgen.NAME:
+            self.read_load(record, folder, started)
+        elif final.exists():
             entries = json.loads(final.read_text())
             record.requests = sum(e["num_requests"] for e in entries)
             record.failures = sum(e["num_failures"] for e in entries)
             record.status = "ok"
         else:
             record.status = "failed"
-            record.error = record.error or f"Locust wrote no results: {locust.log_tail(5)}"
+            record.error = record.error or f"Locust wrote no results: {generator.log_tail(5)}"
         write_json(folder / "measurement.json", record.as_dict())
         self.records.append(record)
         self.progress.advance(self.task)
         self.check_alive(group, planned.experiment, f"during {label} rep {repetition}")
         return record
+
+    @staticmethod
+    def read_load(record: MeasurementRecord, folder: Path, started: float) -> None:
+        """The fast generator's output into the measurement's files and record: requests
+        due in the window, errors, and (in its info) those unanswered at its end and those
+        sent late. The per-request output is kept, compressed."""
+        output = folder / LOADGEN_OUTPUT
+        if record.generator_exit_code != 0 or not output.exists():
+            record.status = "failed"
+            record.error = record.error or f"the load generator exited with " \
+                                            f"{record.generator_exit_code}"
+            return
+        result = loadgen.read_result(output)
+        result.write(folder / loadgen.NAME, started)
+        with output.open("rb") as raw, gzip.open(f"{output}.gz", "wb") as packed:
+            shutil.copyfileobj(raw, packed)
+        output.unlink()
+        record.requests = result.answered + result.unanswered
+        record.failures = result.errors
+        record.info.update(unanswered=result.unanswered, late=result.late,
+                           generator_cpu_seconds=result.cpu_seconds)
+        record.status = "ok"
 
     def measured(self, record: MeasurementRecord | None) -> Measurement | None:
         """A measurement's raw files, read the analysis's way (None if it was skipped)."""

@@ -1,4 +1,4 @@
-"""Once a second during a measured phase: server RSS and CPU, Redis memory and keys, the
+"""Once a second during a measured phase: server RSS and CPU, Redis memory, keys and CPU, the
 server's own /metrics, and the load generator's CPU, into one CSV that pandas reads directly.
 """
 
@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from loadtests.atomic import write_csv
 
 COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu_seconds",
-           "server_cpu_percent", "redis_used_memory_bytes", "redis_keys", "live_sessions",
+           "server_cpu_percent", "redis_used_memory_bytes", "redis_keys", "redis_cpu_seconds",
+           "live_sessions",
            "auth_count", "auth_sum_seconds", "gc_pauses", "gc_pause_seconds",
            "gc_full_pauses", "gc_full_pause_seconds", "gc_longest_pause_seconds",
            "generator_cpu_percent")
@@ -54,12 +55,14 @@ def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
     return figures
 
 
-def redis_memory(client: redis.Redis) -> tuple[int, int]:
-    """Redis `used_memory` and its number of keys (all databases)."""
+def redis_figures(client: redis.Redis) -> dict[str, float]:
+    """Redis `used_memory`, its number of keys (all databases) and the CPU time it has
+    used (`used_cpu_user` + `used_cpu_sys`, the Redis process's own)."""
     info: dict[str, Any] = client.info()
     keys = sum(v.get("keys", 0) for k, v in info.items() if k.startswith("db") and
                isinstance(v, dict))
-    return int(info["used_memory"]), int(keys)
+    return {"redis_used_memory_bytes": int(info["used_memory"]), "redis_keys": int(keys),
+            "redis_cpu_seconds": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
 
 
 class Sampler:
@@ -81,6 +84,8 @@ class Sampler:
 
     def __enter__(self) -> Sampler:
         self.server.cpu_percent(None)
+        self._generator_cpu()  # starts psutil's per-process CPU counters
+        self.sample()  # the opening figures: a window starting now is bracketed
         self._thread.start()
         return self
 
@@ -111,7 +116,7 @@ class Sampler:
             pass  # the server is gone: the gap in the CSV shows it
         if self.redis_client is not None:
             with contextlib.suppress(redis.RedisError):
-                row["redis_used_memory_bytes"], row["redis_keys"] = redis_memory(self.redis_client)
+                row.update(redis_figures(self.redis_client))
         with contextlib.suppress(OSError):
             row.update(scrape_metrics(self.server_url))
         row["generator_cpu_percent"] = self._generator_cpu()

@@ -15,7 +15,7 @@ from hdrh.histogram import HdrHistogram
 
 from analysis.__main__ import build
 from analysis.compare import compare
-from analysis.load import Run, merged, percentiles_us
+from analysis.load import Measurement, Run, merged, percentiles_us
 from analysis.summary import memory_fits, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -64,20 +64,25 @@ def test_percentiles_from_histograms_by_hand() -> None:
 
 
 def test_run_percentiles_match_the_raw_histograms(data_run: Run) -> None:
+    """Locust's reads (GET /me and GET /items, merged) and the fast generator's (GET
+    /items), each read back from the files its generator wrote."""
     run = data_run
-    m = run.measurements("latency")[0]
-    raw = json.loads((m.folder / "locust_hdr.json").read_text())["histograms"]["GET /me"]
-    me = HdrHistogram.decode(raw["latency"].encode())
-    items = HdrHistogram.decode(raw_items(m.folder).encode())
-    both = merged([me, items])
-    row = run.table[run.table["folder"] == str(m.folder.relative_to(run.path))].iloc[0]
-    assert row["latency_us_p50"] == both.get_value_at_percentile(50)
-    assert row["measured_requests"] == me.get_total_count() + items.get_total_count()
+    churn = run.measurements("churn")[0]
+    raw = json.loads((churn.folder / "locust_hdr.json").read_text())["histograms"]
+    reads = [HdrHistogram.decode(raw[name]["latency"].encode()) for name in ("GET /me",
+                                                                              "GET /items")]
+    both = merged(reads)
+    assert row_of(run, churn)["latency_us_p50"] == both.get_value_at_percentile(50)
+    assert row_of(run, churn)["measured_requests"] == sum(h.get_total_count() for h in reads)
+    fast = next(m for m in run.measurements("latency") if m.record.generator == "loadgen")
+    items = HdrHistogram.decode(json.loads((fast.folder / "loadgen_hdr.json").read_text())[
+        "histograms"]["GET /items"]["latency"].encode())
+    assert row_of(run, fast)["latency_us_p99"] == items.get_value_at_percentile(99)
+    assert row_of(run, fast)["generator"] == "loadgen"
 
 
-def raw_items(folder: Path) -> str:
-    return json.loads((folder / "locust_hdr.json").read_text())["histograms"]["GET /items"][
-        "latency"]
+def row_of(run: Run, m: Measurement) -> Any:
+    return run.table[run.table["folder"] == str(m.folder.relative_to(run.path))].iloc[0]
 
 
 def test_bytes_per_session_is_the_least_squares_slope(data_run: Run) -> None:

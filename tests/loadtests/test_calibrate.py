@@ -94,22 +94,24 @@ def test_a_first_step_that_misses_bisects_down_and_names_the_generator() -> None
     assert found["capacity_rps"] == 150 and found["limited_by"] == "generator"
 
 
-def test_targets_use_cpu_capacity_when_the_control_hit_the_generator() -> None:
+def test_targets_compare_capacities_and_check_the_closed_loop() -> None:
     variants = {
-        "none": {"auth_us_p50": 0.2, "capacity_rps": 4000, "limited_by": "generator",
-                 "cpu_capacity_rps": 20_000},
-        "jwt-hs256": {"auth_us_p50": 30.0, "capacity_rps": 4000, "limited_by": "generator",
-                      "cpu_capacity_rps": 9_000},
-        "session-memory": {"auth_us_p50": 6.0, "capacity_rps": 4000,
-                           "limited_by": "generator", "cpu_capacity_rps": 19_000},
+        "none": {"auth_us_p50": 0.2, "capacity_rps": 10_000, "closed_loop_rps": 10_500},
+        "jwt-hs256": {"auth_us_p50": 30.0, "capacity_rps": 4500, "closed_loop_rps": 3600},
+        "session-memory": {"auth_us_p50": 6.0, "capacity_rps": 9000},
     }
     checks = {(c["variant"], c["what"]): c for c in
               targets(variants, {"PyJWT decode HS256": 25.0})}
     assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["value"] == 1.2
     assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["met"] is True
     assert checks[("session-memory", "auth p50 (us)")]["met"] is False
-    capacity = checks[("jwt-hs256", "capacity / none (cpu_capacity_rps)")]
+    capacity = checks[("jwt-hs256", "capacity / none")]
     assert capacity["value"] == 0.45 and capacity["met"] is False
+    # 10,000 against 10,500 agree within 15%; 4,500 against 3,600 (1.25) do not.
+    assert checks[("none", "capacity / closed loop")]["met"] is True
+    closed = checks[("jwt-hs256", "capacity / closed loop")]
+    assert closed["value"] == 1.25 and closed["met"] is False and closed["target"] == "1 ± 0.15"
+    assert ("session-memory", "capacity / closed loop") not in checks
 
 
 CALIBRATE = """
@@ -128,8 +130,7 @@ refine_steps = 1
 users = 3
 duration_s = 1
 probe_requests = 300
-cpu_rate = 200
-cpu_duration_s = 1
+closed_loop_s = 1
 """
 
 FROM_CAPACITY = """
@@ -140,10 +141,13 @@ repetitions = 1
 warmup_s = 0.5
 login_users = 100
 [latency]
-rates = [100]
 fractions = [0.5]
-users = 3
 duration_s = 1
+saturation_s = 1
+knee = [0.5]
+knee_s = 1
+knee_requests = 100
+connections = 8
 """
 
 
@@ -177,8 +181,9 @@ def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Cali
         assert entry["capacity_rps"] == 300 and entry["limited_by"] == "max_rate"
         assert all(s["errors"] == 0 and s["achieved_rps"] > 0.9 * s["rate"]
                    for s in entry["steps"])
-        assert entry["server_cpu_us_per_request"] > 0 and entry["cpu_rate"] == 200
-        assert entry["cpu_capacity_rps"] == round(1e6 / entry["server_cpu_us_per_request"])
+        # CPU at the capacity, from the step that set it; the closed-loop cross-check.
+        assert entry["server_cpu_us_per_request"] > 0 and entry["server_cpu_percent"] > 0
+        assert entry["closed_loop_rps"] > 300 and entry["closed_loop"]["rate"] == 0
         # Every request of the fast generator carried one of the users' real credentials.
         assert entry["credentials"] == (1 if entry is none else 100)
     assert calibration["primitives_us"]["PyJWT decode HS256"] > 0
@@ -202,16 +207,18 @@ def test_bench_takes_its_rates_from_the_calibration(calibrated: Calibrated) -> N
     run = (results / "latest").resolve()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["rates_from"]["calibration"] == str(results / "calibration.json")
-    record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
-    assert record["target_rps"] == 150  # 0.5 x the capacity found (300), not the fixed 100
+    record = json.loads((run / "raw/latency/jwt-hs256/r150-rep1/measurement.json").read_text())
+    assert record["target_rps"] == 150  # 0.5 x the capacity found (300)
+    knee = json.loads((run / "raw/latency/jwt-hs256/k0.5-rep1/measurement.json").read_text())
+    assert knee["capacity_from"] == "calibration" and knee["target_rps"] == 150
     # The run keeps the calibration it used, for its report and for whoever reads it later.
     assert (run / "calibration.json").read_text() == (results / "calibration.json").read_text()
-    # Told not to, it keeps the profile's own rates.
+    # Told not to, it takes the capacity it measures flat out in this run.
     ran = subprocess.run([sys.executable, "-m", "loadtests.bench", "--profile", str(profile),
                           "--results", str(results), "--no-report", "--calibration", "none"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0
     run = (results / "latest").resolve()
-    record = json.loads(next(run.glob("raw/latency/jwt-hs256/*/measurement.json")).read_text())
-    assert record["target_rps"] == 100
+    knee = json.loads((run / "raw/latency/jwt-hs256/k0.5-rep1/measurement.json").read_text())
+    assert knee["capacity_from"] == "saturation" and knee["target_rps"] > 300
     assert not (run / "calibration.json").exists()

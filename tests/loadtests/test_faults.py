@@ -34,8 +34,7 @@ refine_steps = 1
 users = 4
 duration_s = 1
 probe_requests = 200
-cpu_rate = 200
-cpu_duration_s = 1
+closed_loop_s = 1
 
 [outage]
 rate = 200

@@ -20,7 +20,7 @@ def test_builtin_profiles_load(name: str) -> None:
     # Calibration takes minutes: only full runs it first; the fault experiments are soak's.
     expected = ("calibrate", *DEFAULT_EXPERIMENTS) if name == "full" else DEFAULT_EXPERIMENTS
     assert profile.experiments == expected
-    assert profile.latency.rates
+    assert profile.latency.rates or profile.latency.fractions
     assert profile.repetitions >= (1 if name == "smoke" else 3)
 
 
@@ -66,17 +66,19 @@ def test_own_profile_with_defaults(tmp_path: Path) -> None:
     (MINIMAL + '[latency2]\nrates = [1]\n', "unknown key 'latency2'"),
     ('[latency]\nrates = []\n[population]\nsizes = [1]\n', "latency].rates: must be a non-empty"),
     ('[latency]\nrates = [-5]\n[population]\nsizes = [1]\n', "-5 must be positive"),
-    ('[latency]\nrates = [100]\nusers = 2.5\n[population]\nsizes = [1]\n',
-     "users: must be a positive int"),
+    ('[latency]\nrates = [100]\nconnections = 2.5\n[population]\nsizes = [1]\n',
+     "connections: must be a positive int"),
+    ('[latency]\nrates = [100]\nfractions = [0.5]\n[population]\nsizes = [1]\n',
+     "as `fractions` of the lowest capacity or as fixed `rates`, one of the two"),
     ('[latency]\nrate = [100]\n[population]\nsizes = [1]\n', "unknown key 'rate'"),
-    ('[population]\nsizes = [1]\n', "[latency] table with `rates` is required"),
+    ('[population]\nsizes = [1]\n', "[latency] table with `fractions` is required"),
     ('experiments = ["latency", "chaos"]\n' + MINIMAL, "unknown experiment 'chaos'"),
     ('[latency\nrates = [1]\n', "not valid TOML"),
-    ('[latency]\nrates = [100]\nfractions = [0.5, 1.5]\n[population]\nsizes = [1]\n',
+    ('[latency]\nfractions = [0.5, 1.5]\n[population]\nsizes = [1]\n',
      "a fraction of capacity must be at most 1, got 1.5"),
     (MINIMAL + '[calibrate]\ngrowth = 1\n', "[calibrate].growth: must be above 1"),
     (MINIMAL + '[calibrate]\np99 = 5\n',
-     "unknown key 'p99'; known keys: connections, cpu_duration_s, cpu_rate, credentials"),
+     "unknown key 'p99'; known keys: closed_loop_s, connections, credentials, duration_s"),
 ])
 def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ProfileError, match=re.escape(message)) as info:
