@@ -207,6 +207,8 @@ def knee(run: Run, path: Path) -> Path:
     axes[2].set_title("Served against offered: the plateau is the capacity")
     axes[2].grid(True, alpha=0.3)
     plain(axes[2])
+    for axis in (axes[2].xaxis, axes[2].yaxis):
+        axis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
     axes[2].legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 

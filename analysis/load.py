@@ -279,10 +279,10 @@ class Measurement:
         cpu_seconds = self.cpu_seconds("server_cpu_seconds")
         redis_cpu_seconds = self.cpu_seconds("redis_cpu_seconds")
         all_requests = self.histogram("latency", reads_only=False)
-        # The fast generator files requests unanswered at the window's end in its latency
-        # histogram (at the wait they had reached): they were not served.
-        total = (all_requests.get_total_count() if all_requests is not None else 0) - \
-            int(record.info.get("unanswered", 0))
+        # Served in the window: the fast generator counts the answers that arrived in it,
+        # whenever due (`served`); for Locust, the requests recorded in it.
+        total = int(record.info.get("served", all_requests.get_total_count()
+                                    if all_requests is not None else 0))
         row = {
             "experiment": record.experiment, "variant": record.variant,
             "label": record.label, "repetition": record.repetition,

@@ -259,15 +259,18 @@ def check(variant: str, what: str, value: float, target: float | None, sense: st
           ) -> dict[str, Any]:
     """A measured ratio against its target: at most (<=), at least (>=), or within ±target
     of 1 (within)."""
-    if target is None or math.isnan(value):
+    if target is None:
+        return {"variant": variant, "what": what, "value": round(value, 3), "target": None,
+                "met": None}
+    if math.isnan(value):
         met = None
     elif sense == "within":
         met = abs(value - 1) <= target
     else:
         met = value <= target if sense == "<=" else value >= target
     shown = f"1 ± {target:g}" if sense == "within" else f"{sense} {target:g}"
-    return {"variant": variant, "what": what, "value": round(value, 3),
-            "target": None if target is None else shown, "met": met}
+    return {"variant": variant, "what": what, "value": round(value, 3), "target": shown,
+            "met": met}
 
 
 def table(calibration: dict[str, Any]) -> list[Table]:

@@ -375,7 +375,7 @@ class Context:
         record.requests = result.answered + result.unanswered
         record.failures = result.errors
         record.info.update(unanswered=result.unanswered, late=result.late,
-                           generator_cpu_seconds=result.cpu_seconds)
+                           served=result.served, generator_cpu_seconds=result.cpu_seconds)
         record.status = "ok"
 
     def measured(self, record: MeasurementRecord | None) -> Measurement | None:

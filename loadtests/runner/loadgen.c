@@ -25,7 +25,9 @@
  * server's queue is counted, not dropped. Two lines come first: "# sent answered errors
  * late unanswered seconds cpu_seconds measure_from_epoch" and their values (cpu_seconds:
  * this process's own CPU time, user and system; measure_from_epoch: when the window began,
- * in Unix seconds, to line it up with the runner's samples).
+ * in Unix seconds, to line it up with the runner's samples). "served" counts the answers
+ * that arrived inside the window, whenever they were due: the throughput, which "answered"
+ * (requests due in the window and answered by its end) undercounts when answers lag.
  * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
  */
 #define _GNU_SOURCE
@@ -201,14 +203,14 @@ int main(int argc, char **argv) {
 
     FILE *out = fopen(out_path, "w");
     if (out == NULL) die("cannot write --out");
-    fprintf(out, "# sent answered errors late unanswered seconds cpu_seconds measure_from_epoch\n");
+    fprintf(out, "# sent answered errors late unanswered seconds cpu_seconds measure_from_epoch served\n");
     long header_at = ftell(out);
     fprintf(out, "%-120s\n", "");  /* the counts, written at the end */
 
     /* Requests due but not yet sent: their due times, in order. */
     size_t queue_cap = 1 << 20, q_head = 0, q_len = 0;
     double *queue = malloc(queue_cap * sizeof *queue);
-    long sent = 0, answered = 0, errors = 0, late = 0, unanswered = 0;
+    long sent = 0, answered = 0, errors = 0, late = 0, unanswered = 0, served = 0;
     double start = now(), measure_from = start + warmup, stop = measure_from + duration;
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
@@ -269,6 +271,7 @@ int main(int argc, char **argv) {
             size_t length;
             while (c->busy && (length = response_length(c, &status, &auth_us)) > 0) {
                 double done = now();
+                if (done >= measure_from) served++;
                 if (c->due >= measure_from && c->due < stop) {
                     fprintf(out, "%.3f %ld %d %ld\n", (c->due - measure_from) * 1000,
                             (long)((done - c->due) * 1e6 + 0.5), status, auth_us);
@@ -303,8 +306,8 @@ int main(int argc, char **argv) {
     double cpu = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
                  usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     fseek(out, header_at, SEEK_SET);
-    fprintf(out, "# %ld %ld %ld %ld %ld %.6f %.6f %.6f", sent, answered, errors, late, unanswered,
-            duration, cpu, measure_from + epoch_offset);
+    fprintf(out, "# %ld %ld %ld %ld %ld %.6f %.6f %.6f %ld", sent, answered, errors, late,
+            unanswered, duration, cpu, measure_from + epoch_offset, served);
     fclose(out);
     return 0;
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +67,7 @@ class LoadResult:
     errors: int  # answered with an error status, or lost with their connection
     late: int  # sent more than 1 ms after they were due
     unanswered: int  # due in the window, not answered by its end (in the latency histogram)
+    served: int  # answers that arrived in the window, whenever due: the throughput
     seconds: float  # the measured window
     cpu_seconds: float  # the generator's own CPU time, warm-up included
     measure_from: float  # Unix seconds
@@ -78,7 +78,7 @@ class LoadResult:
 
     @property
     def achieved_rps(self) -> float:
-        return self.answered / self.seconds if self.seconds else 0.0
+        return self.served / self.seconds if self.seconds else 0.0
 
     def write(self, prefix: Path, started: float) -> None:
         """The measurement files the analysis reads (loadtests.hdrfiles), for a run of the
@@ -88,26 +88,33 @@ class LoadResult:
         write_timeline(prefix, self.timeline)
 
 
+def filled(values: pd.Series) -> HdrHistogram:
+    """An HDR histogram of these microsecond values, each distinct value recorded once with
+    its count (tens of thousands of requests, a few thousand distinct values)."""
+    histogram = new_histogram()
+    for value, count in values.astype(int).value_counts().items():
+        histogram.record_value(int(value), int(count))
+    return histogram
+
+
 def read_result(path: Path, request: str = "GET /items") -> LoadResult:
     """The generator's output: counts, then "<due ms> <latency us> <status> <auth us>" per
     request due in the window (status 0: unanswered at its end)."""
     with path.open() as fh:
         fh.readline()
-        counts = fh.readline().split()[1:9]
+        counts = fh.readline().split()[1:10]
     sent, answered, errors, late, unanswered = (int(v) for v in counts[:5])
-    seconds, cpu, measure_from = (float(v) for v in counts[5:])
+    seconds, cpu, measure_from = (float(v) for v in counts[5:8])
+    served = int(counts[8])
     frame = pd.read_csv(path, sep=" ", comment="#", header=None,
                         names=["due_ms", "latency_us", "status", "auth_us"])
-    latency, auth = new_histogram(), new_histogram()
-    timeline: dict[int, HdrHistogram] = defaultdict(new_histogram)
     clipped = frame["latency_us"].clip(LOWEST_US, HIGHEST_US).astype(int)
-    for second, value in zip((frame["due_ms"] // 1000).astype(int), clipped, strict=True):
-        latency.record_value(value)
-        timeline[second].record_value(value)
-    for value in frame.loc[frame["auth_us"] >= 0, "auth_us"].clip(LOWEST_US, HIGHEST_US):
-        auth.record_value(int(value))
-    return LoadResult(sent, answered, errors, late, unanswered, seconds, cpu, measure_from,
-                      request, latency, auth, dict(timeline))
+    latency = filled(clipped)
+    auth = filled(frame.loc[frame["auth_us"] >= 0, "auth_us"].clip(LOWEST_US, HIGHEST_US))
+    seconds_due = (frame["due_ms"] // 1000).astype(int)
+    timeline = {int(second): filled(values) for second, values in clipped.groupby(seconds_due)}
+    return LoadResult(sent, answered, errors, late, unanswered, served, seconds, cpu,
+                      measure_from, request, latency, auth, timeline)
 
 
 def command(port: int, credentials: Path, out: Path, *, rate: float = 0.0,

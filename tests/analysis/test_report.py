@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
 from analysis.__main__ import build
 from analysis.compare import compare
 from analysis.load import Measurement, Run, merged, percentiles_us
+from analysis.report import Prices, cost_blocks
 from analysis.summary import memory_fits, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -280,3 +282,52 @@ def test_the_committed_reference_rebuilds_figure_by_figure() -> None:
     assert rebuilt["verdict"] == committed["verdict"]
     assert rebuilt == committed
     assert Run(REFERENCE).measurement_list, "the reference keeps its measurement folders"
+
+
+def test_knee_capacity_and_cpu_model_from_the_fast_generator(data_run: Run,
+                                                             data_summary: dict[str, Any]
+                                                             ) -> None:
+    """The recorded run's latency experiment ran on the fast generator in its three phases:
+    flat out, common rates, the knee. Every figure comes from its cells."""
+    table = data_run.table
+    latency = table[table["experiment"] == "latency"]
+    assert set(latency["generator"]) == {"loadgen"}
+    assert set(latency["phase"]) == {"saturation", "common", "knee"}
+    for name, f in data_summary["variants"].items():
+        if name not in set(latency["variant"]):
+            continue
+        # Flat out, the server's core was the limit, not the generator's.
+        assert f["capacity_rps"] > 1000 and f["capacity_server_cpu_percent"] > 80
+        assert f["capacity_generator_cpu_max"] < 80
+        # CPU per request is the server's plus its Redis's, never less than either part.
+        redis = f["redis_cpu_us_per_request"] or 0.0
+        assert f["cpu_us_per_request"] == pytest.approx(f["server_cpu_us_per_request"] + redis,
+                                                        rel=0.02)
+        assert (redis > 0) == (name == "session-redis")
+        # The model: a marginal cost per request under what a request costs at the lowest
+        # rate (where the fixed cost is spread thinnest), and a fixed cost under one core.
+        model = f["cpu_model"]
+        assert 0 < model["marginal_us"] < f["cpu_us_per_request"] * 2
+        assert model["fixed_cores"] < 1
+    knee = pd.DataFrame(data_summary["knee_curve"])
+    assert sorted(set(knee["fraction"])) == [0.5, 1.0]
+    half = knee[knee["fraction"] == 0.5]
+    # At half its capacity every variant served what it was offered.
+    assert (half["achieved_rps"] >= 0.9 * half["target_rps"]).all()
+
+
+def test_the_cost_model_scales_out_by_capacity(data_summary: dict[str, Any]) -> None:
+    figures = data_summary["variants"]
+    f = figures["jwt-hs256"]
+    blocks = cost_blocks(["jwt-hs256"], figures, users=1e6, rps=10 * f["capacity_rps"],
+                         prices=Prices())
+    row = blocks[1].content[1][0]
+    assert row[2] == "10"  # ten servers of one core each for ten times one's capacity
+    cores = float(row[3].replace(",", ""))
+    model = f["cpu_model"]
+    assert cores == pytest.approx(10 * max(model["fixed_cores"], 0)
+                                  + model["marginal_us"] * 10 * f["capacity_rps"] / 1e6,
+                                  abs=0.01)
+    # The parts of the bill never exceed the whole.
+    money = [float(c.strip("$").replace(",", "")) for c in row[5:9]]
+    assert sum(money[:3]) == pytest.approx(money[3], abs=3)

@@ -129,6 +129,19 @@ def test_an_axis_holds_only_when_every_declared_pair_agrees(verdicts: tuple[str,
     assert pair_axis("latency", rows, "{:.1f}")["holds"] == NOT_MEASURED
 
 
+@pytest.mark.parametrize(("verdicts", "holds"), [
+    ((HIGHER, HIGHER), "yes"),  # tokens serve more per core: the claim holds there
+    ((LOWER, LOWER), "no"),
+    ((HIGHER, LOWER), "depends on the pair"),
+])
+def test_an_axis_where_higher_is_better_reads_the_other_way(verdicts: tuple[str, str],
+                                                           holds: str) -> None:
+    rows = [{**pair_row("session-memory", "jwt-hs256", verdicts[0]), "better": "higher"},
+            {**pair_row("session-redis", "jwt-hs256-revocable", verdicts[1]),
+             "better": "higher"}]
+    assert pair_axis("cpu", rows, "{:.1f}")["holds"] == holds
+
+
 def test_no_overall_verdict_over_axes_not_measured() -> None:
     variants = Variants({name: spec.facts() for name, spec in BY_NAME.items()})
     figures = {"session-memory": {"bytes_per_session": 700.0, "header_bytes": 60},

@@ -99,9 +99,13 @@ def test_targets_compare_capacities_and_check_the_closed_loop() -> None:
         "none": {"auth_us_p50": 0.2, "capacity_rps": 10_000, "closed_loop_rps": 10_500},
         "jwt-hs256": {"auth_us_p50": 30.0, "capacity_rps": 4500, "closed_loop_rps": 3600},
         "session-memory": {"auth_us_p50": 6.0, "capacity_rps": 9000},
+        "session-cookie": {"auth_us_p50": 20.0, "capacity_rps": 6000},
     }
     checks = {(c["variant"], c["what"]): c for c in
-              targets(variants, {"PyJWT decode HS256": 25.0})}
+              targets(variants, {"PyJWT decode HS256": 25.0, "Fernet decrypt": 16.0})}
+    # Shown without a target: no verdict on it.
+    cookie = checks[("session-cookie", "auth p50 / Fernet decrypt")]
+    assert cookie["value"] == 1.25 and cookie["target"] is None and cookie["met"] is None
     assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["value"] == 1.2
     assert checks[("jwt-hs256", "auth p50 / PyJWT decode HS256")]["met"] is True
     assert checks[("session-memory", "auth p50 (us)")]["met"] is False
