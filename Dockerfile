@@ -1,6 +1,9 @@
 # One image for the servers and Locust: slim Python, the pinned dependencies, a non-root
-# user, and no build tools in the final stage.
-FROM python:3.11.7-slim-bookworm AS build
+# user, and no build tools in the final stage. PYTHON_IMAGE swaps the base (a Debian image
+# with python3 and venv will do: `make compose-images` builds one where the official image
+# cannot be pulled).
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY requirements.lock pyproject.toml README.md ./
 COPY servers servers
@@ -10,7 +13,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
        -c requirements.lock .
 
-FROM python:3.11.7-slim-bookworm
+FROM ${PYTHON_IMAGE}
 RUN useradd --create-home --uid 10001 authscale
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

@@ -10,7 +10,8 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test test-fast lint bench calibrate soak ui report reference compose fuzz clean-venv
+.PHONY: setup test test-fast lint bench calibrate soak ui report reference compose \
+	compose-images bench-compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -54,6 +55,16 @@ reference: setup
 # Regenerate docker-compose.yml from the runner's own commands.
 compose: setup
 	$(PY) -m loadtests.compose
+
+# The images docker-compose.yml needs: the official ones where a registry answers, else
+# built from Debian packages (debootstrap; cached). Docker, or podman through its socket.
+compose-images: setup
+	$(PY) -m loadtests.stack images
+
+# The stack for real: up, each server verified, one variant natively and in its container
+# side by side, down, nothing left behind (a few minutes, image build included).
+bench-compose: setup
+	$(PY) -m loadtests.stack smoke
 
 # The faults at full length: Redis stopped under load, then twice the calibrated capacity
 # for 30 s, against session-redis and jwt-hs256-revocable (about 5 minutes).

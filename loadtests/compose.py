@@ -23,9 +23,15 @@ SERVER_PORT = 8000
 REDIS_URL = "redis://redis:6379/0"
 # Limits that keep measurements comparable between services and with the native runner's
 # one-core server.
-SERVER_LIMITS = {"cpus": "1.0", "mem_limit": "4g"}
-REDIS_LIMITS = {"cpus": "1.0", "mem_limit": "4g"}
-LOCUST_LIMITS = {"cpus": "1.0", "mem_limit": "1g"}
+# Cores as in native runs: the servers on CPU 0, Redis and the load generators on CPU 1.
+SERVER_LIMITS = {"cpus": "1.0", "cpuset": "0", "mem_limit": "4g"}
+REDIS_LIMITS = {"cpus": "1.0", "cpuset": "1", "mem_limit": "4g"}
+LOCUST_LIMITS = {"cpus": "1.0", "cpuset": "1", "mem_limit": "1g"}
+# The base images, swappable: official ones by default, local ones where no registry is
+# reachable (python -m loadtests.stack images builds them from Debian packages).
+PYTHON_IMAGE = "${AUTHSCALE_PYTHON_IMAGE:-python:3.11.7-slim-bookworm}"
+REDIS_IMAGE = "${AUTHSCALE_REDIS_IMAGE:-redis:7.0-alpine}"
+BUILD = {"context": ".", "args": {"PYTHON_IMAGE": PYTHON_IMAGE}}
 HEALTHZ = ("python -c \"import urllib.request,sys; "
            f"sys.exit(urllib.request.urlopen('http://127.0.0.1:{SERVER_PORT}/healthz')"
            ".status != 200)\"")
@@ -53,10 +59,13 @@ def server_service(name: str, login_users: int) -> dict[str, Any]:
                              extra=("--users", str(login_users)), host="0.0.0.0",
                              python="python")
     service: dict[str, Any] = {
-        "build": ".",
+        "build": BUILD,
         "image": "authscale:latest",
         "command": command,
         "environment": secrets_for(name),
+        # A free port on the host's loopback, for the runner and its generator
+        # (`docker-compose port` tells which).
+        "ports": [f"127.0.0.1::{SERVER_PORT}"],
         "healthcheck": {"test": ["CMD-SHELL", HEALTHZ], "interval": "2s", "timeout": "2s",
                         "retries": 15},
         **SERVER_LIMITS,
@@ -78,9 +87,11 @@ def compose_document() -> dict[str, Any]:
               "--master-host", "locust-master"]
     services: dict[str, Any] = {
         "redis": {
-            "image": "redis:7.0-alpine",
+            "image": REDIS_IMAGE,
+            # Reached from the servers' containers without a password: not protected mode
+            # (the official image's entrypoint says so too; Debian's redis-server does not).
             "command": ["redis-server", "--save", "", "--appendonly", "no",
-                        "--maxmemory", "3gb"],
+                        "--maxmemory", "3gb", "--protected-mode", "no"],
             "healthcheck": {"test": ["CMD", "redis-cli", "ping"], "interval": "2s",
                             "timeout": "2s", "retries": 15},
             **REDIS_LIMITS,
@@ -88,7 +99,7 @@ def compose_document() -> dict[str, Any]:
         **{service_name(v): server_service(v, profile.login_users) for v in NAMES},
         "locust-master": {
             "image": "authscale:latest",
-            "build": ".",
+            "build": BUILD,
             "command": master,
             "ports": ["127.0.0.1:8089:8089"],
             "environment": locust_env,
@@ -97,7 +108,7 @@ def compose_document() -> dict[str, Any]:
         },
         "locust-worker": {
             "image": "authscale:latest",
-            "build": ".",
+            "build": BUILD,
             "command": worker,
             "environment": locust_env,
             "depends_on": {"locust-master": {"condition": "service_started"}},
@@ -140,8 +151,9 @@ HEADER = """\
 #   docker compose up redis server-session-redis locust-master locust-worker --scale locust-worker=4
 #   open http://127.0.0.1:8089
 #
-# This repository's CI validates this file (docker-compose config -q) but does not run it:
-# the machine it runs on has no Docker engine.
+# Base images: AUTHSCALE_PYTHON_IMAGE and AUTHSCALE_REDIS_IMAGE (the official ones by
+# default). Where no registry is reachable, `make compose-images` builds local ones from
+# Debian packages; `make bench-compose` runs the stack with podman or Docker, and CI runs it.
 """
 
 

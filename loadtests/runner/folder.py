@@ -18,6 +18,11 @@ RATE_MODEL = ("open: a fixed total request rate, shared by the Locust users with
               "constant_throughput(target / users); requests are recorded only after warm-up")
 
 
+def timestamp() -> str:
+    """Now, as run folders are named: 20261128T001500Z."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -30,7 +35,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path, profile: Profile, argv: list[str]) -> RunFolder:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = timestamp()
         root.mkdir(parents=True, exist_ok=True)
         path = root / f"{stamp}-{profile.name}"
         suffix = 1

@@ -1,0 +1,436 @@
+"""The docker-compose stack for real: an engine, the images, and a smoke run through it that
+compares containers with native processes, leaving nothing behind.
+
+    python -m loadtests.stack images   # the images docker-compose.yml needs (make compose-images)
+    python -m loadtests.stack smoke    # up, verify, native against containers, down
+                                       # (make bench-compose)
+
+The engine is Docker where `docker info` answers, else podman driven through its
+Docker-compatible socket (`podman system service`), with compose/containers.conf (runc, and
+default ulimits within this kind of machine's hard limits). docker-compose.yml takes its
+base images from AUTHSCALE_PYTHON_IMAGE and AUTHSCALE_REDIS_IMAGE (the official images by
+default); where those cannot be pulled (no registry reachable), `images` builds one base
+image from Debian packages with debootstrap (Python, venv and redis-server), cached under
+its tag, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtests.atomic import write_json, write_text
+from loadtests.compose import COMPOSE_FILE, SERVER_PORT, service_name
+from loadtests.runner import loadgen
+from loadtests.runner.folder import now_iso, timestamp
+from loadtests.runner.processes import REPO_ROOT, ProcessError, http_ok, start_server
+from loadtests.runner.provenance import machine
+from loadtests.runner.verify import verify_server
+
+CONTAINERS_CONF = REPO_ROOT / "compose" / "containers.conf"
+OFFICIAL = {"python": "python:3.11.7-slim-bookworm", "redis": "redis:7.0-alpine"}
+LOCAL_BASE = "localhost/authscale-base:bookworm"
+APP_IMAGE = "authscale:latest"
+# The Debian packages of the local base image: Python with venv (the servers, Locust), and
+# redis-server with redis-cli (the compose file's Redis and its health check).
+BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "passwd",
+                 "redis-server", "redis-tools")
+PROJECT = "authscale-smoke"
+# The smoke: these variants up in containers; the comparison on the first, natively and in
+# its container, at a fixed rate and flat out.
+SMOKE_VARIANTS = ("session-memory", "session-redis", "jwt-hs256")
+COMPARE_RATE = 1000.0
+COMPARE_SECONDS = 5.0
+CONNECTIONS = 64
+USERS = 1000
+
+
+class StackError(Exception):
+    """The stack cannot run here; the message is one line saying why."""
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).split())[-400:]
+        raise StackError(f"{' '.join(argv[:3])} failed ({done.returncode}): {tail}")
+    return done
+
+
+@dataclass
+class Engine:
+    """The container engine and how to call it and docker-compose."""
+
+    name: str  # docker or podman
+    cli: list[str]
+    env: dict[str, str]
+    service: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    socket_dir: Path | None = None
+
+    def __call__(self, *args: str, timeout: float = 600, check: bool = True
+                 ) -> subprocess.CompletedProcess[str]:
+        return run([*self.cli, *args], env=self.env, timeout=timeout, check=check)
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        command = compose_command()
+        return run([*command, "-p", PROJECT, "-f", str(COMPOSE_FILE), *args], env=self.env,
+                   timeout=timeout, check=check)
+
+    def version(self) -> str:
+        done = self("version", "--format", "{{.Client.Version}}", check=False)
+        return done.stdout.strip() or "unknown"
+
+    def close(self) -> None:
+        if self.service is not None and self.service.poll() is None:
+            self.service.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.service.wait(timeout=10)
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker") and run(["docker", "compose", "version"], check=False
+                                      ).returncode == 0:
+        return ["docker", "compose"]
+    raise StackError("no docker-compose: apt-get install docker-compose (or Docker's compose "
+                     "plugin)")
+
+
+@contextlib.contextmanager
+def engine() -> Iterator[Engine]:
+    """Docker if its daemon answers, else podman behind a private Docker-compatible socket,
+    stopped on the way out."""
+    env = {**os.environ}
+    if shutil.which("docker") and run(["docker", "info"], check=False, timeout=30
+                                      ).returncode == 0:
+        yield Engine("docker", ["docker"], env)
+        return
+    if not shutil.which("podman"):
+        raise StackError("no container engine: neither a Docker daemon nor podman "
+                         "(apt-get install podman runc)")
+    env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+    socket_dir = Path(tempfile.mkdtemp(prefix="authscale-podman-"))
+    socket = socket_dir / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    current = Engine("podman", ["podman"], {**env, "DOCKER_HOST": f"unix://{socket}"},
+                     service, socket_dir)
+    try:
+        deadline = time.monotonic() + 20
+        while not socket.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                error = service.stderr.read().decode() if service.stderr else ""
+                raise StackError("podman's Docker-compatible service did not start: "
+                                 + " ".join(error.split())[-300:])
+            time.sleep(0.1)
+        probe = current("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False)
+        if probe.returncode != 0:
+            raise StackError("podman cannot run here: "
+                             + " ".join(probe.stderr.split())[-300:])
+        yield current
+    finally:
+        current.close()
+
+
+# -- images
+
+def image_exists(eng: Engine, image: str) -> bool:
+    return eng("image", "inspect", image, check=False, timeout=60).returncode == 0
+
+
+def image_id(eng: Engine, image: str) -> str:
+    return eng("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()[:19]
+
+
+def pulled(eng: Engine, image: str) -> bool:
+    return image_exists(eng, image) or eng("pull", image, check=False,
+                                           timeout=120).returncode == 0
+
+
+def build_local_base(eng: Engine) -> None:
+    """A Debian bookworm base image from Debian's packages (debootstrap), with this
+    machine's CA bundle (pip inside the build may need it to reach the package index)."""
+    if not shutil.which("debootstrap"):
+        raise StackError("the official images cannot be pulled and debootstrap is missing: "
+                         "apt-get install debootstrap")
+    with tempfile.TemporaryDirectory(prefix="authscale-rootfs-") as tmp:
+        root = Path(tmp) / "rootfs"
+        run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+             "bookworm", str(root), debian_mirror()], timeout=900)
+        bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+        if bundle.exists():
+            shutil.copy(bundle, root / "etc/ssl/certs/ca-certificates.crt")
+        shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
+        tarball = Path(tmp) / "rootfs.tar"
+        run(["tar", "-C", str(root), "-cf", str(tarball), "."], timeout=300)
+        eng("import", "--change", "CMD [\"/bin/bash\"]", str(tarball), LOCAL_BASE, timeout=300)
+
+
+def debian_mirror(sources: list[Path] | None = None) -> str:
+    """The Debian mirror this machine's apt uses (deb.debian.org when none is found)."""
+    if sources is None:
+        sources = [Path("/etc/apt/sources.list"),
+                   *sorted(Path("/etc/apt/sources.list.d").glob("*.sources")),
+                   *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for path in sources:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                words = line.split()
+                if line.startswith("URIs:") and len(words) > 1 and "security" not in words[1]:
+                    return words[1]
+                if words[:1] == ["deb"] and len(words) > 2 and "security" not in words[-2]:
+                    return next(w for w in words[1:] if "://" in w)
+    return "http://deb.debian.org/debian"
+
+
+@dataclass
+class Images:
+    python: str
+    redis: str
+    why: str
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {"AUTHSCALE_PYTHON_IMAGE": self.python, "AUTHSCALE_REDIS_IMAGE": self.redis}
+
+
+def ensure_images(eng: Engine) -> Images:
+    """The official base images where they can be pulled, else the local Debian one (built
+    once, then reused); then the project's image on that base."""
+    wanted = {k: os.environ.get(f"AUTHSCALE_{k.upper()}_IMAGE", v) for k, v in OFFICIAL.items()}
+    if all(pulled(eng, image) for image in wanted.values()):
+        images = Images(wanted["python"], wanted["redis"], "pulled from a registry")
+    else:
+        cached = image_exists(eng, LOCAL_BASE)
+        if not cached:
+            print(f"images: {', '.join(wanted.values())} cannot be pulled here; building "
+                  f"{LOCAL_BASE} from Debian packages (debootstrap, about a minute)",
+                  flush=True)
+            build_local_base(eng)
+        images = Images(LOCAL_BASE, LOCAL_BASE,
+                        f"the official images could not be pulled; {LOCAL_BASE} built from "
+                        f"Debian bookworm packages" + (" (cached)" if cached else ""))
+    print(f"images: Python base {images.python}, Redis {images.redis}: {images.why}",
+          flush=True)
+    build = ["build", "--build-arg", f"PYTHON_IMAGE={images.python}", "-t", APP_IMAGE,
+             str(REPO_ROOT)]
+    if eng.name == "podman":
+        build[1:1] = ["--network", "host"]
+    eng(*build, timeout=1200)
+    images.ids = {name: image_id(eng, image) for name, image in
+                  (("python", images.python), ("redis", images.redis), ("app", APP_IMAGE))}
+    return images
+
+
+# -- the smoke run
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    pid: int  # on the host
+    limits: dict[str, Any]
+
+
+def started(eng: Engine, service: str, port: int) -> Service:
+    """A running service: its host-side URL (the published port), the host PID of its main
+    process, and the limits the engine reports for it."""
+    published = eng.compose("port", service, str(port)).stdout.strip().rsplit(":", 1)[1]
+    container = eng.compose("ps", "-q", service).stdout.split()[0]
+    inspected = json.loads(eng("inspect", container).stdout)[0]
+    host = inspected["HostConfig"]
+    limits = {"cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
+              "cpuset": host.get("CpusetCpus") or None,
+              "memory_bytes": host.get("Memory") or None}
+    return Service(service, f"http://127.0.0.1:{published}", int(inspected["State"]["Pid"]),
+                   limits)
+
+
+def wait_healthy(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not http_ok(url + "/healthz"):
+        if time.monotonic() > deadline:
+            raise StackError(f"{url} did not become healthy in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def measure(url: str, variant: str, pid: int, folder: Path, label: str,
+            generator_cpus: set[int]) -> dict[str, Any]:
+    """Flat out, then at a fixed rate, with the fast generator on its own core: served,
+    p50 and p99, the server's CPU per request."""
+    credentials = folder / f"credentials-{label}.txt"
+    loadgen.write_credentials(url, variant, range(1, USERS + 1), credentials)
+    port = int(url.rsplit(":", 1)[1])
+    server = psutil.Process(pid)
+    figures: dict[str, Any] = {"where": label}
+    for name, rate, seconds in (("flat out", 0.0, 3.0), ("fixed", COMPARE_RATE,
+                                                         COMPARE_SECONDS)):
+        before = sum(server.cpu_times()[:2])
+        result = loadgen.run_load(port, credentials, folder / f"{label}-{name}.txt".replace(
+            " ", "-"), rate=rate, connections=CONNECTIONS, duration=seconds, warmup=0.5,
+                                  cpus=generator_cpus)
+        cpu = sum(server.cpu_times()[:2]) - before
+        key = "closed" if not rate else "fixed"
+        figures[f"{key}_rps"] = round(result.achieved_rps, 1)
+        figures[f"{key}_p50_ms"] = result.latency.get_value_at_percentile(50) / 1000
+        figures[f"{key}_p99_ms"] = result.latency.get_value_at_percentile(99) / 1000
+        figures[f"{key}_errors"] = result.errors
+        figures[f"{key}_cpu_us_per_request"] = round(cpu * 1e6 / max(1, result.sent), 1)
+    return figures
+
+
+def smoke(out_dir: Path) -> int:
+    """Up (Redis and three servers), verify each with the runner's own checks, compare one
+    variant natively and in its container, down; a run folder with what was found."""
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpus, generator_cpus = {cores[0]}, set(cores[1:]) or {cores[0]}
+    folder = out_dir / f"{timestamp()}-compose"
+    folder.mkdir(parents=True)
+    manifest: dict[str, Any] = {"run_id": folder.name, "started_at": now_iso(),
+                                "machine": machine(), "status": "running",
+                                "pinning": {"server_cpus": sorted(server_cpus),
+                                            "generator_cpus": sorted(generator_cpus)}}
+    write_json(folder / "manifest.json", manifest)
+    started_at = time.monotonic()
+    with engine() as eng:
+        manifest["engine"] = {"name": eng.name, "version": eng.version(),
+                              "compose": " ".join(compose_command())}
+        images = ensure_images(eng)
+        manifest["images"] = asdict(images)
+        eng.env.update(images.env())
+        services = ["redis", *(service_name(v) for v in SMOKE_VARIANTS)]
+        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+            KeyboardInterrupt()))
+        try:
+            eng.compose("up", "-d", *services, timeout=600)
+            found = {}
+            for variant in SMOKE_VARIANTS:
+                svc = started(eng, service_name(variant), SERVER_PORT)
+                wait_healthy(svc.url)
+                verified = verify_server(svc.url, variant)
+                if not verified.ok:
+                    raise StackError(f"{svc.name}: " + "; ".join(verified.problems))
+                found[variant] = svc
+            manifest["services"] = {v: {"limits": s.limits, "verified": True}
+                                    for v, s in found.items()}
+            for v, s in found.items():
+                check_limits(v, s.limits, server_cpus)
+            variant = SMOKE_VARIANTS[0]
+            rows = [measure(found[variant].url, variant, found[variant].pid, folder,
+                            "container", generator_cpus)]
+            native = start_server(variant, cpus=server_cpus, extra=("--users", str(USERS)))
+            try:
+                rows.append(measure(native.url, variant, native.child.pid, folder, "native",
+                                    generator_cpus))
+            finally:
+                native.stop()
+            manifest["comparison"] = {"variant": variant, "rows": rows}
+            manifest["status"] = "complete"
+        except KeyboardInterrupt:
+            manifest["status"] = "incomplete"
+            manifest["status_detail"] = "interrupted"
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            eng.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=300)
+            manifest["left_behind"] = left_behind(eng)
+            manifest["ended_at"] = now_iso()
+            manifest["seconds"] = round(time.monotonic() - started_at, 1)
+            write_json(folder / "manifest.json", manifest)
+    write_text(folder / "report.md", report(manifest))
+    print(report(manifest))
+    if manifest["left_behind"]:
+        print(f"left behind: {manifest['left_behind']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def check_limits(variant: str, limits: dict[str, Any], server_cpus: set[int]) -> None:
+    """The compose file's limits, read back from the engine, are in force."""
+    if limits["cpus"] != 1.0 or limits["memory_bytes"] != 4 * 2**30:
+        raise StackError(f"{variant}: the engine reports limits {limits}, not 1 CPU and 4 GiB")
+    if limits["cpuset"] != ",".join(str(c) for c in sorted(server_cpus)):
+        raise StackError(f"{variant}: pinned to CPUs {limits['cpuset']!r}, not "
+                         f"{sorted(server_cpus)}")
+
+
+def left_behind(eng: Engine) -> list[str]:
+    """Containers, networks and volumes of this project still present."""
+    label = f"label=com.docker.compose.project={PROJECT}"
+    found = []
+    for kind, args in (("container", ("ps", "-a", "-q", "--filter", label)),
+                       ("network", ("network", "ls", "-q", "--filter", label)),
+                       ("volume", ("volume", "ls", "-q", "--filter", label))):
+        found += [f"{kind} {x}" for x in eng(*args, check=False).stdout.split()]
+    return found
+
+
+def report(manifest: dict[str, Any]) -> str:
+    comparison = manifest.get("comparison", {})
+    lines = [f"# Compose smoke {manifest['run_id']}: {manifest['status']}", "",
+             f"Engine {manifest['engine']['name']} {manifest['engine']['version']} with "
+             f"{manifest['engine']['compose']}; images: Python base "
+             f"`{manifest['images']['python']}`, Redis `{manifest['images']['redis']}` "
+             f"({manifest['images']['why']}); ids {manifest['images']['ids']}. "
+             f"{manifest.get('seconds', '?')} s in all, image build included.", ""]
+    for variant, s in manifest.get("services", {}).items():
+        lines.append(f"- {service_name(variant)}: verified; limits read back from the engine "
+                     f"{s['limits']}")
+    if comparison:
+        lines += ["", f"{comparison['variant']}, server on CPU "
+                  f"{manifest['pinning']['server_cpus']}, authscale-loadgen on CPU "
+                  f"{manifest['pinning']['generator_cpus']}, {CONNECTIONS} connections, "
+                  f"{USERS:,} users' credentials:", "",
+                  "| where | flat out req/s | flat-out p99 ms | "
+                  f"{COMPARE_RATE:,.0f} req/s: p50 ms | p99 ms | server CPU µs/request |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in comparison["rows"]:
+            lines.append(f"| {r['where']} | {r['closed_rps']:,.0f} | {r['closed_p99_ms']:.2f} | "
+                         f"{r['fixed_p50_ms']:.2f} | {r['fixed_p99_ms']:.2f} | "
+                         f"{r['fixed_cpu_us_per_request']:.0f} |")
+    lines += ["", "Left behind after `down`: " + (", ".join(manifest["left_behind"])
+                                                   or "nothing")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("images", "smoke"))
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "images":
+            with engine() as eng:
+                ensure_images(eng)
+            return 0
+        return smoke(args.results)
+    except (StackError, ProcessError) as exc:
+        print(f"compose: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("compose: interrupted; the stack was brought down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

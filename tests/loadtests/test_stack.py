@@ -1,0 +1,59 @@
+"""The compose stack's own logic; the stack itself runs in CI (`make bench-compose`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from loadtests.compose import compose_document
+from loadtests.stack import StackError, check_limits, debian_mirror, report
+
+
+def test_the_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n\n"
+                      "Types: deb\nURIs: http://mirror.example/debian-security\n")
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("deb [arch=amd64] http://other.example/debian bookworm main\n")
+    assert debian_mirror([deb822]) == "http://mirror.example/debian"
+    assert debian_mirror([one_line]) == "http://other.example/debian"
+    assert debian_mirror([tmp_path / "absent"]) == "http://deb.debian.org/debian"
+
+
+def test_limits_read_back_must_be_the_compose_files() -> None:
+    good = {"cpus": 1.0, "cpuset": "0", "memory_bytes": 4 * 2**30}
+    check_limits("jwt-hs256", good, {0})
+    for wrong, says in (({"cpus": None}, "not 1 CPU and 4 GiB"),
+                        ({"memory_bytes": 2**30}, "not 1 CPU and 4 GiB"),
+                        ({"cpuset": "1"}, "pinned to CPUs '1', not [0]")):
+        with pytest.raises(StackError, match=re.escape(says)):
+            check_limits("jwt-hs256", {**good, **wrong}, {0})
+
+
+def test_the_compose_file_swaps_images_and_pins_cores_as_native_runs_do() -> None:
+    services = compose_document()["services"]
+    assert services["redis"]["image"] == "${AUTHSCALE_REDIS_IMAGE:-redis:7.0-alpine}"
+    assert "--protected-mode" in services["redis"]["command"]
+    server = services["server-jwt-hs256"]
+    assert server["build"]["args"]["PYTHON_IMAGE"].startswith("${AUTHSCALE_PYTHON_IMAGE:-")
+    assert server["cpuset"] == "0" and services["redis"]["cpuset"] == "1"
+    assert server["ports"] == ["127.0.0.1::8000"]  # loopback only
+
+
+def test_the_report_says_what_ran_and_what_was_left() -> None:
+    manifest = {"run_id": "x-compose", "status": "complete", "seconds": 200.0,
+                "engine": {"name": "podman", "version": "4.3.1", "compose": "docker-compose"},
+                "images": {"python": "localhost/b", "redis": "localhost/b", "why": "built",
+                           "ids": {"app": "sha256:1"}},
+                "pinning": {"server_cpus": [0], "generator_cpus": [1]},
+                "services": {"jwt-hs256": {"limits": {"cpus": 1.0}, "verified": True}},
+                "comparison": {"variant": "jwt-hs256", "rows": [
+                    {"where": "container", "closed_rps": 3000.0, "closed_p99_ms": 30.0,
+                     "fixed_p50_ms": 0.5, "fixed_p99_ms": 2.0,
+                     "fixed_cpu_us_per_request": 250.0}]},
+                "left_behind": []}
+    text = report(manifest)
+    assert "podman 4.3.1" in text and "| container | 3,000 | 30.00 | 0.50 | 2.00 | 250 |" in text
+    assert text.rstrip().endswith("Left behind after `down`: nothing")
