@@ -278,6 +278,7 @@ class Measurement:
         count = latency.get_total_count() if latency is not None else 0
         cpu_seconds = self.cpu_seconds("server_cpu_seconds")
         redis_cpu_seconds = self.cpu_seconds("redis_cpu_seconds")
+        steal_seconds = self.cpu_seconds("server_core_steal_seconds")
         all_requests = self.histogram("latency", reads_only=False)
         # Served in the window: the fast generator counts the answers that arrived in it,
         # whenever due (`served`); for Locust, the requests recorded in it.
@@ -309,6 +310,9 @@ class Measurement:
                                          / total if total else np.nan),
             "server_cpu_percent": (cpu_seconds * 100 / seconds
                                    if seconds and seconds > 0 else np.nan),
+            # The server's core(s) taken by the hypervisor in the window (steal), percent.
+            "server_core_steal_percent": (steal_seconds * 100 / seconds
+                                          if seconds and seconds > 0 else np.nan),
             "generator": record.generator,
             "generator_cpu_max": self.generator_cpu_max(),
             "folder": str(self.folder.relative_to(run_path)),

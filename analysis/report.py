@@ -353,14 +353,19 @@ def capacity_blocks(variants: list[str], figures: dict[str, dict[str, Any]],
                  fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}"),
                  f"{r['unanswered']:,}", fmt(r["server_cpu_percent"], "{:.0f}%"),
                  fmt(r["server_cpu_us_per_request"], "{:.0f}"),
-                 fmt(r.get("redis_cpu_us_per_request"), "{:.0f}")]
+                 fmt(r.get("redis_cpu_us_per_request"), "{:.0f}"),
+                 fmt(r.get("gc_pause_ms"), "{:.1f}"),
+                 fmt(r.get("server_core_steal_percent"), "{:.1f}%")]
                 for r in knee.to_dict("records")]
         blocks.append(table_block(
             ("variant", "fraction of capacity", "offered req/s", "served req/s", "requests",
              "p50 ms", "p99 ms", "unanswered at the end", "server core busy",
-             "server CPU µs/request", "Redis CPU µs/request"), rows,
+             "server CPU µs/request", "Redis CPU µs/request", "GC pauses ms",
+             "server core stolen"), rows,
             "One cell per point; a percentile only where the cell holds enough requests for "
-            "it (p99: 1,000)."))
+            "it (p99: 1,000). A point whose CPU per request jumps above its neighbours' "
+            "with no GC pause to explain it ran on a slowed core: the hypervisor's steal, "
+            "where recorded, says how much of it was taken."))
     return blocks
 
 

@@ -137,6 +137,8 @@ def knee_curve(run: Run) -> pd.DataFrame:
             "variant", "fraction", "target_rps", "achieved_rps", "unanswered", "window_s",
             "error_rate", "server_cpu_percent", "server_cpu_us_per_request",
             "redis_cpu_us_per_request", "generator_cpu_max", "generator")}
+        row["server_core_steal_percent"] = r.get("server_core_steal_percent")
+        row["gc_pause_ms"] = r.get("gc_pause_ms")
         row["requests"] = int(r["measured_requests"])
         row["capacity_rps"] = r.get("capacity_rps")
         for p in PERCENTILES:

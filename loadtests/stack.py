@@ -265,6 +265,26 @@ def started(eng: Engine, service: str, port: int) -> Service:
                    limits)
 
 
+def wait_redis_healthy(eng: Engine, timeout: float = 60) -> None:
+    """Redis's health check passing. podman runs health checks from systemd timers, which
+    a machine without systemd does not have: there, run the check ourselves until it
+    passes (compose's `service_healthy` conditions read the state it leaves)."""
+    container = eng.compose("ps", "-q", "redis").stdout.split()[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        if eng.name == "podman":
+            healthy = eng("healthcheck", "run", container, check=False).returncode == 0
+        else:
+            state = eng("inspect", "--format", "{{.State.Health.Status}}", container,
+                        check=False).stdout.strip()
+            healthy = state == "healthy"
+        if healthy:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"Redis's container was not healthy within {timeout:.0f} s")
+        time.sleep(1)
+
+
 def wait_healthy(url: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not http_ok(url + "/healthz"):
@@ -321,7 +341,10 @@ def smoke(out_dir: Path) -> int:
         previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
             KeyboardInterrupt()))
         try:
-            eng.compose("up", "-d", *services, timeout=600)
+            # Redis first, healthy, then the servers that wait for it.
+            eng.compose("up", "-d", "redis", timeout=300)
+            wait_redis_healthy(eng)
+            eng.compose("up", "-d", *services[1:], timeout=300)
             found = {}
             for variant in SMOKE_VARIANTS:
                 svc = started(eng, service_name(variant), SERVER_PORT)

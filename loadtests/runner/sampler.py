@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from loadtests.atomic import write_csv
 
 COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu_seconds",
-           "server_cpu_percent", "redis_used_memory_bytes", "redis_keys", "redis_cpu_seconds",
-           "live_sessions",
+           "server_cpu_percent", "server_core_steal_seconds", "redis_used_memory_bytes",
+           "redis_keys", "redis_cpu_seconds", "live_sessions",
            "auth_count", "auth_sum_seconds", "gc_pauses", "gc_pause_seconds",
            "gc_full_pauses", "gc_full_pause_seconds", "gc_longest_pause_seconds",
            "generator_cpu_percent")
@@ -77,6 +77,7 @@ class Sampler:
         self.redis_client = redis_client
         self.interval = interval
         self.server = psutil.Process(server_pid)
+        self.server_cores = sorted(self.server.cpu_affinity() or [])
         self.generator = psutil.Process(generator_pid) if generator_pid else None
         self.rows: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -107,6 +108,11 @@ class Sampler:
     def sample(self) -> dict[str, Any]:
         row: dict[str, Any] = {"timestamp": time.time(), "variant": self.variant,
                                "server_pid": self.server.pid}
+        # The hypervisor's share of the server's core (steal): a slowed core, not a slow
+        # server, when a measurement's CPU per request jumps with no GC to explain it.
+        cores = psutil.cpu_times(percpu=True)
+        row["server_core_steal_seconds"] = sum(getattr(cores[c], "steal", 0.0)
+                                               for c in self.server_cores if c < len(cores))
         try:
             cpu = self.server.cpu_times()
             row["server_rss_bytes"] = self.server.memory_info().rss
