@@ -178,15 +178,16 @@ def search_capacity(run_step: Callable[[float], Step], spec: Section) -> dict[st
     passed: Step | None = None
     missed: Step | None = None
     rate = spec.start_rate
+    ceiling = spec.max_rate or math.inf  # 0: no ceiling
     while missed is None:
         step = confirmed(rate)
         if not step.passed:
             missed = step
         else:
             passed = step
-            if rate >= spec.max_rate:
+            if rate >= ceiling:
                 break
-            rate = min(spec.max_rate, tens(rate * spec.growth))
+            rate = min(ceiling, tens(rate * spec.growth))
     for _ in range(spec.refine_steps if missed is not None else 0):
         low = passed.rate if passed is not None else 0.0
         assert missed is not None

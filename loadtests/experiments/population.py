@@ -14,6 +14,7 @@ import psutil
 from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.sampler import redis_figures
+from servers.variants import registry
 
 NAME = "population"
 RUNS_BY_DEFAULT = True
@@ -44,6 +45,44 @@ def plan(ctx: Context) -> list[Planned]:
             for size in spec.sizes]
 
 
+# What one live user may cost before this run has measured it: above what the reference
+# measured (705 B per session in the process, 367 B in Redis), with room for the allocator
+# and the hash tables growing in steps.
+FIRST_GUESS_BYTES = {"process": 1500.0, "redis": 800.0}
+# Measured costs are taken with this margin, and a step may use this share of the memory
+# available when it starts.
+MARGIN = 1.5
+MEMORY_SHARE = 0.8
+
+
+class DoesNotFit(Exception):
+    """A population step this machine's memory cannot hold; the message says by how much."""
+
+
+def bytes_per_user(state: str, rows: list[dict[str, Any]]) -> float:
+    """What one more live user is expected to cost: the last step's measured cost (server
+    RSS plus Redis memory), with a margin, else a first guess by where the state lives."""
+    if len(rows) >= 2:
+        a, b = rows[-2], rows[-1]
+        added = b["live_sessions"] - a["live_sessions"]
+        grown = (b["server_rss_bytes"] + (b.get("redis_used_memory_bytes") or 0)) - \
+            (a["server_rss_bytes"] + (a.get("redis_used_memory_bytes") or 0))
+        if added > 0:
+            return max(grown / added, 0.0) * MARGIN
+    return FIRST_GUESS_BYTES.get(state, 0.0)
+
+
+def check_fits(state: str, add: int, rows: list[dict[str, Any]], available: int) -> None:
+    """Refuse a step whose users would not fit in the memory available now."""
+    per_user = bytes_per_user(state, rows)
+    needed = per_user * add
+    if needed > MEMORY_SHARE * available:
+        raise DoesNotFit(
+            f"{add:,} more live users need about {needed / 2**30:.1f} GiB ({per_user:.0f} B "
+            f"each), more than {MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB this "
+            f"machine has available: choose smaller [population] sizes")
+
+
 def run(ctx: Context, planned: list[Planned]) -> None:
     rows: list[dict[str, Any]] = []
     path = ctx.run.path / "raw" / NAME / "population.csv"
@@ -58,9 +97,13 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                         ctx.skip()
                         continue
                     size = step.info["population"]
+                    mine = [r for r in rows if r["variant"] == variant and r["repetition"] == rep]
                     try:
+                        check_fits(stored_in(variant), size - live, mine,
+                                   psutil.virtual_memory().available)
                         row = grow(ctx, group, size - live, size, rep)
-                    except (OSError, ValueError, KeyError) as exc:  # refused, lost, garbled
+                    except (DoesNotFit, OSError, ValueError, KeyError) as exc:
+                        # Too big for this machine, refused, lost, garbled.
                         group.failed = f"seeding {size:,} live users failed: {exc}"
                         ctx.fail(NAME, variant, group.failed)
                         ctx.skip()
@@ -69,6 +112,13 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                     rows.append(row)
                     write_csv(path, COLUMNS, rows)
                     ctx.measure(group, step, info={"live_sessions_before": live})
+
+
+def stored_in(name: str) -> str:
+    """Where a variant's per-user state grows: the process, Redis (sessions, or a revocable
+    token's denylist), or nowhere."""
+    spec = registry.variant(name)
+    return "redis" if spec.denylist == "redis" else spec.state
 
 
 def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str, Any]:

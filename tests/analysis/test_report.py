@@ -243,7 +243,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], names: str) ->
                                  "missing histograms", "garbled manifest", "nothing measured"])
 def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str) -> None:
     measurement = sorted(run_copy.glob("raw/latency/*/*/measurement.json"))[0]
-    hdr = measurement.parent / "locust_hdr.json"
+    hdr = measurement.parent / "loadgen_hdr.json"  # the fast generator's, read by its name
     if how == "truncated measurement":
         broken = measurement
         measurement.write_text(measurement.read_text()[:40])

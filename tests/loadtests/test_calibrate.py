@@ -172,7 +172,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Calibrated:
 def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Calibrated) -> None:
     results, done = calibrated
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "capacity: p99 <= 50 ms" in done.stdout and "capacity req/s" in done.stdout
+    assert "capacity: p99 <= 50 ms, no errors" in done.stdout
     assert "auth p50 / PyJWT decode HS256" in done.stdout
     run = (results / "latest").resolve()
     calibration = json.loads((run / "calibration.json").read_text())

@@ -92,3 +92,4 @@ def test_unknown_profile_names() -> None:
         load_profile("fast")
     with pytest.raises(ProfileError, match="does not exist"):
         load_profile("/nonexistent/profile.toml")
+
