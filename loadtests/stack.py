@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -265,11 +267,11 @@ def started(eng: Engine, service: str, port: int) -> Service:
                    limits)
 
 
-def wait_redis_healthy(eng: Engine, timeout: float = 60) -> None:
-    """Redis's health check passing. podman runs health checks from systemd timers, which
-    a machine without systemd does not have: there, run the check ourselves until it
+def wait_service_healthy(eng: Engine, service: str, timeout: float = 60) -> None:
+    """A service's health check passing. podman runs health checks from systemd timers,
+    which a machine without systemd does not have: there, run the check ourselves until it
     passes (compose's `service_healthy` conditions read the state it leaves)."""
-    container = eng.compose("ps", "-q", "redis").stdout.split()[0]
+    container = eng.compose("ps", "-q", service).stdout.split()[0]
     deadline = time.monotonic() + timeout
     while True:
         if eng.name == "podman":
@@ -281,7 +283,7 @@ def wait_redis_healthy(eng: Engine, timeout: float = 60) -> None:
         if healthy:
             return
         if time.monotonic() > deadline:
-            raise StackError(f"Redis's container was not healthy within {timeout:.0f} s")
+            raise StackError(f"{service}'s container was not healthy within {timeout:.0f} s")
         time.sleep(1)
 
 
@@ -320,7 +322,8 @@ def measure(url: str, variant: str, pid: int, folder: Path, label: str,
 
 def smoke(out_dir: Path) -> int:
     """Up (Redis and three servers), verify each with the runner's own checks, compare one
-    variant natively and in its container, down; a run folder with what was found."""
+    variant natively and in its container, run Locust distributed (master and a worker in
+    containers), down; a run folder with what was found."""
     cores = sorted(os.sched_getaffinity(0))
     server_cpus, generator_cpus = {cores[0]}, set(cores[1:]) or {cores[0]}
     folder = out_dir / f"{timestamp()}-compose"
@@ -343,7 +346,7 @@ def smoke(out_dir: Path) -> int:
         try:
             # Redis first, healthy, then the servers that wait for it.
             eng.compose("up", "-d", "redis", timeout=300)
-            wait_redis_healthy(eng)
+            wait_service_healthy(eng, "redis")
             eng.compose("up", "-d", *services[1:], timeout=300)
             found = {}
             for variant in SMOKE_VARIANTS:
@@ -367,6 +370,7 @@ def smoke(out_dir: Path) -> int:
             finally:
                 native.stop()
             manifest["comparison"] = {"variant": variant, "rows": rows}
+            manifest["distributed"] = distributed_locust(eng)
             manifest["status"] = "complete"
         except KeyboardInterrupt:
             manifest["status"] = "incomplete"
@@ -385,6 +389,49 @@ def smoke(out_dir: Path) -> int:
         print(f"left behind: {manifest['left_behind']}", file=sys.stderr)
         return 1
     return 0
+
+
+LOCUST_UI = "http://127.0.0.1:8089"
+SWARM = {"user_count": "4", "spawn_rate": "4", "user_classes": "CookieUser",
+         "host": f"http://{service_name('session-redis')}:{SERVER_PORT}"}
+SWARM_SECONDS = 8.0
+
+
+def locust_api(path: str, form: dict[str, str] | None = None) -> dict[str, Any]:
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    with urllib.request.urlopen(LOCUST_UI + path, data=data, timeout=10) as answer:
+        return json.loads(answer.read())  # type: ignore[no-any-return]
+
+
+def distributed_locust(eng: Engine, timeout: float = 90) -> dict[str, Any]:
+    """Locust's master and a worker in their containers, against server-session-redis in
+    its: a swarm started through the master's web API (as the web UI does), its merged
+    statistics read back, stopped. Every request must have come back right."""
+    wait_service_healthy(eng, service_name("session-redis"))  # the master waits for it
+    eng.compose("up", "-d", "locust-master", "locust-worker", timeout=300)
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            if locust_api("/stats/requests").get("worker_count", 0) >= 1:
+                break
+        if time.monotonic() > deadline:
+            raise StackError(f"Locust's master at {LOCUST_UI} had no worker within "
+                             f"{timeout:.0f} s")
+        time.sleep(1)
+    if not locust_api("/swarm", SWARM).get("success"):
+        raise StackError("Locust's master refused to start the swarm")
+    time.sleep(SWARM_SECONDS)
+    report = locust_api("/stats/requests")
+    locust_api("/stop", {})
+    total = report["stats"][-1]
+    found = {"workers": report["worker_count"], "users": report["user_count"],
+             "seconds": SWARM_SECONDS, "requests": total["num_requests"],
+             "failures": total["num_failures"], "rps": round(report["total_rps"], 1),
+             "target": SWARM["host"]}
+    if not found["requests"] or found["failures"]:
+        raise StackError(f"the distributed swarm served {found['requests']} requests with "
+                         f"{found['failures']} failures")
+    return found
 
 
 def check_limits(variant: str, limits: dict[str, Any], server_cpus: set[int]) -> None:
@@ -430,6 +477,13 @@ def report(manifest: dict[str, Any]) -> str:
             lines.append(f"| {r['where']} | {r['closed_rps']:,.0f} | {r['closed_p99_ms']:.2f} | "
                          f"{r['fixed_p50_ms']:.2f} | {r['fixed_p99_ms']:.2f} | "
                          f"{r['fixed_cpu_us_per_request']:.0f} |")
+    swarm = manifest.get("distributed")
+    if swarm:
+        lines += ["", f"Locust distributed in containers: master and {swarm['workers']} "
+                  f"worker, {swarm['users']} users against {swarm['target']} for "
+                  f"{swarm['seconds']:g} s through the master's web API: "
+                  f"{swarm['requests']:,} requests, {swarm['failures']} failures, "
+                  f"{swarm['rps']:,.0f} req/s."]
     lines += ["", "Left behind after `down`: " + (", ".join(manifest["left_behind"])
                                                    or "nothing")]
     return "\n".join(lines) + "\n"

@@ -53,7 +53,11 @@ def test_the_report_says_what_ran_and_what_was_left() -> None:
                     {"where": "container", "closed_rps": 3000.0, "closed_p99_ms": 30.0,
                      "fixed_p50_ms": 0.5, "fixed_p99_ms": 2.0,
                      "fixed_cpu_us_per_request": 250.0}]},
+                "distributed": {"workers": 1, "users": 4, "seconds": 8.0, "requests": 4990,
+                                "failures": 0, "rps": 853.2, "target": "http://s:8000"},
                 "left_behind": []}
     text = report(manifest)
+    assert "master and 1 worker, 4 users against http://s:8000 for 8 s" in text
+    assert "4,990 requests, 0 failures, 853 req/s" in text
     assert "podman 4.3.1" in text and "| container | 3,000 | 30.00 | 0.50 | 2.00 | 250 |" in text
     assert text.rstrip().endswith("Left behind after `down`: nothing")
