@@ -132,7 +132,9 @@ def knee_curve(run: Run) -> pd.DataFrame:
     rows = []
     if knee.empty:
         return pd.DataFrame()
-    for r in knee.sort_values(["variant", "fraction"]).to_dict("records"):
+    order = {v: i for i, v in enumerate(run.variants.ordered(knee["variant"]))}
+    knee = knee.assign(order=knee["variant"].map(order)).sort_values(["order", "fraction"])
+    for r in knee.to_dict("records"):
         row: dict[str, Any] = {k: r[k] for k in (
             "variant", "fraction", "target_rps", "achieved_rps", "unanswered", "window_s",
             "error_rate", "server_cpu_percent", "server_cpu_us_per_request",
