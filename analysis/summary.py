@@ -152,8 +152,7 @@ def knee_curve(run: Run) -> pd.DataFrame:
 
 def cpu_cores(cells: pd.DataFrame) -> pd.Series:
     """Server plus Redis CPU, in cores, over each cell's measured window."""
-    redis = cells["redis_cpu_us_per_request"].fillna(0.0) * cells["achieved_rps"] / 1e6
-    return cells["server_cpu_percent"] / 100 + redis
+    return cells["cpu_total_us_per_request"] * cells["achieved_rps"] / 1e6
 
 
 def cpu_model(run: Run) -> dict[str, dict[str, Any]]:

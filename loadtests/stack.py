@@ -33,14 +33,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from loadtests.atomic import write_json, write_text
 from loadtests.compose import COMPOSE_FILE, SERVER_PORT, service_name
 from loadtests.runner import loadgen
 from loadtests.runner.folder import now_iso, timestamp
-from loadtests.runner.processes import REPO_ROOT, ProcessError, http_ok, start_server
+from loadtests.runner.processes import (
+    REPO_ROOT,
+    ProcessError,
+    http_ok,
+    start_server,
+    url_port,
+)
 from loadtests.runner.provenance import machine
+from loadtests.runner.sampler import CpuMeter
 from loadtests.runner.verify import verify_server
 
 CONTAINERS_CONF = REPO_ROOT / "compose" / "containers.conf"
@@ -57,6 +62,7 @@ PROJECT = "authscale-smoke"
 SMOKE_VARIANTS = ("session-memory", "session-redis", "jwt-hs256")
 COMPARE_RATE = 1000.0
 COMPARE_SECONDS = 5.0
+WARMUP_S = 0.5
 CONNECTIONS = 64
 USERS = 1000
 
@@ -267,6 +273,12 @@ def started(eng: Engine, service: str, port: int) -> Service:
                    limits)
 
 
+def interrupted(signum: int, frame: object) -> None:
+    """SIGTERM ends the smoke as Ctrl-C does: through the `finally` that brings the stack
+    down."""
+    raise KeyboardInterrupt
+
+
 def wait_service_healthy(eng: Engine, service: str, timeout: float = 60) -> None:
     """A service's health check passing. podman runs health checks from systemd timers,
     which a machine without systemd does not have: there, run the check ourselves until it
@@ -301,22 +313,21 @@ def measure(url: str, variant: str, pid: int, folder: Path, label: str,
     p50 and p99, the server's CPU per request."""
     credentials = folder / f"credentials-{label}.txt"
     loadgen.write_credentials(url, variant, range(1, USERS + 1), credentials)
-    port = int(url.rsplit(":", 1)[1])
-    server = psutil.Process(pid)
     figures: dict[str, Any] = {"where": label}
     for name, rate, seconds in (("flat out", 0.0, 3.0), ("fixed", COMPARE_RATE,
                                                          COMPARE_SECONDS)):
-        before = sum(server.cpu_times()[:2])
-        result = loadgen.run_load(port, credentials, folder / f"{label}-{name}.txt".replace(
-            " ", "-"), rate=rate, connections=CONNECTIONS, duration=seconds, warmup=0.5,
-                                  cpus=generator_cpus)
-        cpu = sum(server.cpu_times()[:2]) - before
+        with CpuMeter(pid) as meter:
+            result = loadgen.run_load(url_port(url), credentials,
+                                      folder / f"{label}-{name}.txt".replace(" ", "-"),
+                                      rate=rate, connections=CONNECTIONS, duration=seconds,
+                                      warmup=WARMUP_S, cpus=generator_cpus)
+        cpu = meter.use(result, WARMUP_S + seconds)
         key = "closed" if not rate else "fixed"
         figures[f"{key}_rps"] = round(result.achieved_rps, 1)
         figures[f"{key}_p50_ms"] = result.latency.get_value_at_percentile(50) / 1000
         figures[f"{key}_p99_ms"] = result.latency.get_value_at_percentile(99) / 1000
         figures[f"{key}_errors"] = result.errors
-        figures[f"{key}_cpu_us_per_request"] = round(cpu * 1e6 / max(1, result.sent), 1)
+        figures[f"{key}_cpu_us_per_request"] = round(cpu.server_us_per_request, 1)
     return figures
 
 
@@ -341,8 +352,7 @@ def smoke(out_dir: Path) -> int:
         manifest["images"] = asdict(images)
         eng.env.update(images.env())
         services = ["redis", *(service_name(v) for v in SMOKE_VARIANTS)]
-        previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
-            KeyboardInterrupt()))
+        previous = signal.signal(signal.SIGTERM, interrupted)
         try:
             # Redis first, healthy, then the servers that wait for it.
             eng.compose("up", "-d", "redis", timeout=300)

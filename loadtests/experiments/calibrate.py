@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 from rich.table import Table
 
 from loadtests.atomic import write_json
@@ -38,6 +37,7 @@ from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.folder import now_iso
 from loadtests.runner.loadgen import LoadResult, run_load, write_credentials
 from loadtests.runner.profile import ProfileError
+from loadtests.runner.sampler import CpuMeter, CpuUse
 from loadtests.runner.verify import probe_auth
 from servers.variants.registry import variant
 
@@ -112,16 +112,6 @@ class Step:
         if self.why == "p99 over the bound":
             return "latency"
         return "undetermined"
-
-
-@dataclasses.dataclass(frozen=True)
-class CpuUse:
-    """CPU time spent during one load run: the server's, Redis's, the generator's."""
-
-    server_percent: float
-    server_us_per_request: float
-    redis_us_per_request: float
-    generator_percent: float
 
 
 def tens(rate: float) -> float:
@@ -338,12 +328,13 @@ def calibrate_variant(ctx: Context, group: Group, spec: Section) -> dict[str, An
     credentials = folder / "credentials.txt"
     users = range(1, min(spec.credentials, ctx.profile.login_users) + 1)
     distinct = write_credentials(group.urls[0], group.variant, users, credentials)
-    port = int(group.urls[0].rsplit(":", 1)[1])
+    port = group.servers[0].port
 
     def step(rate: float, label: str = "c", duration: float = spec.duration_s) -> Step:
         ctx.describe(f"calibrate · {group.variant} · "
                      + (f"{rate:g} req/s" if rate else "closed loop"))
-        with CpuMeter(group) as meter:
+        with CpuMeter(group.servers[0].child.pid,
+                      group.redis.client() if group.redis is not None else None) as meter:
             result = run_load(port, credentials, folder / f"{label}{rate:g}.txt", rate=rate,
                               connections=spec.connections, duration=duration,
                               warmup=ctx.profile.warmup_s, cpus=ctx.pinning.generator_cpus)
@@ -357,36 +348,3 @@ def calibrate_variant(ctx: Context, group: Group, spec: Section) -> dict[str, An
     found = search_capacity(step, searched)
     return {**probe, "credentials": distinct, "closed_loop_rps": flat_out.achieved_rps,
             "closed_loop": dataclasses.asdict(flat_out), **found, **at_capacity(found)}
-
-
-class CpuMeter:
-    """CPU time of a group's server and Redis across one load run; the generator reports
-    its own."""
-
-    def __init__(self, group: Group) -> None:
-        self.server = psutil.Process(group.servers[0].child.pid)
-        self.redis = group.redis.client() if group.redis is not None else None
-
-    def _redis_cpu(self) -> float:
-        if self.redis is None:
-            return math.nan
-        info = self.redis.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-    def __enter__(self) -> CpuMeter:
-        times = self.server.cpu_times()
-        self.server_cpu, self.redis_cpu = times.user + times.system, self._redis_cpu()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        times = self.server.cpu_times()
-        self.server_cpu = times.user + times.system - self.server_cpu
-        self.redis_cpu = self._redis_cpu() - self.redis_cpu
-
-    def use(self, result: LoadResult, seconds: float) -> CpuUse:
-        """Per request over every request the run sent, and as a share of the `seconds` the
-        generator ran (warm-up included, as the CPU times are)."""
-        sent = max(1, result.sent)
-        return CpuUse(self.server_cpu * 100 / seconds, self.server_cpu * 1e6 / sent,
-                      self.redis_cpu * 1e6 / sent, result.cpu_seconds * 100 / seconds)
-

@@ -301,7 +301,7 @@ class Context:
             info={**planned.info, **(info or {})})
         if planned.generator == loadgen.NAME:
             argv = loadgen.command(
-                int(group.urls[0].rsplit(":", 1)[1]), self.credentials(group),
+                group.servers[0].port, self.credentials(group),
                 folder / LOADGEN_OUTPUT, rate=planned.rate, connections=planned.users,
                 duration=planned.duration, warmup=warmup)
         else:

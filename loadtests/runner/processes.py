@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,14 @@ def wait_until(ready: Callable[[], bool], child: Child, timeout: float, what: st
     raise ProcessError(f"{what} was not ready within {timeout:.0f} s:\n{child.log_tail()}")
 
 
+def url_port(url: str) -> int:
+    """The port of a URL: http://127.0.0.1:8000 or redis://127.0.0.1:6380/0."""
+    port = urllib.parse.urlsplit(url).port
+    if port is None:
+        raise ValueError(f"{url}: no port in it")
+    return port
+
+
 @dataclass
 class RedisHandle:
     url: str
@@ -150,7 +159,7 @@ class RedisHandle:
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1].split("/")[0])
+        return url_port(self.url)
 
     def client(self) -> redis.Redis:
         if self._client is None:
@@ -214,6 +223,10 @@ class ServerHandle:
     url: str
     child: Child
     own_log_dir: Path | None = None  # a temporary log folder we made, removed on stop
+
+    @property
+    def port(self) -> int:
+        return url_port(self.url)
 
     def stop(self) -> None:
         self.stop_and_wait()

@@ -5,17 +5,22 @@ server's own /metrics, and the load generator's CPU, into one CSV that pandas re
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.atomic import write_csv
+
+if TYPE_CHECKING:
+    from loadtests.runner.loadgen import LoadResult
 
 COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu_seconds",
            "server_cpu_percent", "server_core_steal_seconds", "redis_used_memory_bytes",
@@ -55,14 +60,59 @@ def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
     return figures
 
 
+def redis_cpu_seconds(info: dict[str, Any]) -> float:
+    """The CPU time Redis's own process has used, from its INFO: user plus system."""
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def redis_figures(client: redis.Redis) -> dict[str, float]:
     """Redis `used_memory`, its number of keys (all databases) and the CPU time it has
-    used (`used_cpu_user` + `used_cpu_sys`, the Redis process's own)."""
+    used."""
     info: dict[str, Any] = client.info()
     keys = sum(v.get("keys", 0) for k, v in info.items() if k.startswith("db") and
                isinstance(v, dict))
     return {"redis_used_memory_bytes": int(info["used_memory"]), "redis_keys": int(keys),
-            "redis_cpu_seconds": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
+            "redis_cpu_seconds": redis_cpu_seconds(info)}
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU time spent during one load run: the server's, Redis's, the generator's."""
+
+    server_percent: float
+    server_us_per_request: float
+    redis_us_per_request: float
+    generator_percent: float
+
+
+class CpuMeter:
+    """CPU time of a server process (and its Redis, if given) across one load run, read
+    exactly before and after it; the fast generator reports its own."""
+
+    def __init__(self, server_pid: int, redis_client: redis.Redis | None = None) -> None:
+        self.server = psutil.Process(server_pid)
+        self.redis = redis_client
+
+    def _redis_cpu(self) -> float:
+        return redis_cpu_seconds(self.redis.info("cpu")) if self.redis is not None \
+            else math.nan
+
+    def __enter__(self) -> CpuMeter:
+        times = self.server.cpu_times()
+        self.server_cpu, self.redis_cpu = times.user + times.system, self._redis_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        times = self.server.cpu_times()
+        self.server_cpu = times.user + times.system - self.server_cpu
+        self.redis_cpu = self._redis_cpu() - self.redis_cpu
+
+    def use(self, result: LoadResult, seconds: float) -> CpuUse:
+        """Per request over every request the run sent, and as a share of the `seconds` the
+        generator ran (warm-up included, as the CPU times are)."""
+        sent = max(1, result.sent)
+        return CpuUse(self.server_cpu * 100 / seconds, self.server_cpu * 1e6 / sent,
+                      self.redis_cpu * 1e6 / sent, result.cpu_seconds * 100 / seconds)
 
 
 class Sampler:

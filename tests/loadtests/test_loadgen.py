@@ -4,6 +4,7 @@ every request it kept waiting)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,14 +53,31 @@ def live_sessions(url: str) -> float:
                 for s in f.samples if s.name == "authscale_live_sessions")
 
 
-def port(server: ServerHandle) -> int:
-    return int(server.url.rsplit(":", 1)[1])
+@contextlib.contextmanager
+def stopped(server: ServerHandle, after_s: float, for_s: float | None = None
+            ) -> Iterator[None]:
+    """The server stopped (SIGSTOP) `after_s` into the block, for `for_s` seconds or until
+    the block ends; running again after it, whatever happened."""
+    def stall() -> None:
+        time.sleep(after_s)
+        os.kill(server.child.pid, signal.SIGSTOP)
+        if for_s is not None:
+            time.sleep(for_s)
+            os.kill(server.child.pid, signal.SIGCONT)
+
+    staller = threading.Thread(target=stall)
+    staller.start()
+    try:
+        yield
+    finally:
+        staller.join()
+        os.kill(server.child.pid, signal.SIGCONT)
 
 
 def test_every_request_carries_one_of_a_thousand_real_sessions(
         server: ServerHandle, credentials: Path, tmp_path: Path) -> None:
     assert live_sessions(server.url) == USERS  # a thousand distinct logged-in users
-    result = run_load(port(server), credentials, tmp_path / "out.txt", connections=16,
+    result = run_load(server.port, credentials, tmp_path / "out.txt", connections=16,
                       duration=2, warmup=0.5, cpus=GENERATOR_CPUS)
     # Answered 200 every time: each request's session was valid on the server.
     assert result.errors == 0
@@ -75,7 +93,7 @@ def test_every_request_carries_one_of_a_thousand_real_sessions(
 
 def test_a_fixed_rate_is_held(server: ServerHandle, credentials: Path,
                               tmp_path: Path) -> None:
-    result = run_load(port(server), credentials, tmp_path / "out.txt", rate=400,
+    result = run_load(server.port, credentials, tmp_path / "out.txt", rate=400,
                       connections=8, duration=3, warmup=0.5, cpus=GENERATOR_CPUS)
     assert result.errors == 0
     assert 0.97 * 1200 <= result.answered <= 1.03 * 1200
@@ -89,20 +107,9 @@ def test_a_stalled_server_is_charged_for_every_request_it_kept_waiting(
     """The server stops for 0.5 s: every request due meanwhile waits. Timed from when it
     was due, about rate x 0.5 s requests take over 100 ms; timed from when it could be
     sent (coordinated omission), only the few in flight would."""
-    def stall() -> None:
-        time.sleep(1.5)
-        os.kill(server.child.pid, signal.SIGSTOP)
-        time.sleep(0.5)
-        os.kill(server.child.pid, signal.SIGCONT)
-
-    staller = threading.Thread(target=stall)
-    staller.start()
-    try:
-        result = run_load(port(server), credentials, tmp_path / "out.txt", rate=400,
+    with stopped(server, after_s=1.5, for_s=0.5):
+        result = run_load(server.port, credentials, tmp_path / "out.txt", rate=400,
                           connections=8, duration=3, warmup=0.5, cpus=GENERATOR_CPUS)
-    finally:
-        staller.join()
-        os.kill(server.child.pid, signal.SIGCONT)
     # About 200 of the 1,200 requests were due while it was stopped: over a tenth of all
     # waited 100 ms or more. Charged only for the 8 in flight, p90 would not move.
     assert result.latency.get_value_at_percentile(90) >= 100_000
@@ -114,18 +121,9 @@ def test_requests_left_waiting_at_the_end_are_counted_not_dropped(
     """The server stops for the window's last second and never answers in it: the ~400
     requests due meanwhile are unanswered, yet in the histogram at the wait they had
     reached (a lower bound), so an overloaded server's queue shows in its percentiles."""
-    def stall() -> None:
-        time.sleep(2.5)  # 0.5 s warm-up + 2 s of the 3 s window
-        os.kill(server.child.pid, signal.SIGSTOP)
-
-    staller = threading.Thread(target=stall)
-    staller.start()
-    try:
-        result = run_load(port(server), credentials, tmp_path / "out.txt", rate=400,
+    with stopped(server, after_s=2.5):  # 0.5 s warm-up + 2 s of the 3 s window
+        result = run_load(server.port, credentials, tmp_path / "out.txt", rate=400,
                           connections=8, duration=3, warmup=0.5, cpus=GENERATOR_CPUS)
-    finally:
-        staller.join()
-        os.kill(server.child.pid, signal.SIGCONT)
     assert 300 <= result.unanswered <= 500
     assert result.latency.get_total_count() == result.answered + result.unanswered
     assert result.latency.get_value_at_percentile(99) >= 500_000
