@@ -78,6 +78,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         f"{fmt((machine.get('memory_bytes') or 0) / 2**30, '{:.1f}')} GiB. Server pinned to "
         f"CPU {pinning.get('server_cpus')}, load generator to CPU "
         f"{pinning.get('generator_cpus')}, Redis to CPU {pinning.get('redis_cpus')}. "
+        f"{placement_sentence(manifest.get('placement', {}))}"
         f"Rate model: {manifest.get('rate_model')}.")))
 
     blocks.append(Block("h2", "The declared comparisons"))
@@ -398,6 +399,20 @@ def calibration_blocks(path: Path) -> list[Block]:
         blocks.append(table_block(("variant", "ratio", "value", "target", "met"), targets,
                                   "Each ratio measured within the calibration's one run."))
     return blocks
+
+
+def placement_sentence(placement: dict[str, Any]) -> str:
+    """Where the servers ran: said only when in containers (local processes otherwise)."""
+    if placement.get("servers") != "containers":
+        return ""
+    engine, images = placement.get("engine", {}), placement.get("images", {})
+    return (f"Servers and Redis ran in containers ({engine.get('name')} "
+            f"{engine.get('version')} through {engine.get('compose')}; images: Python base "
+            f"`{images.get('python')}`, Redis `{images.get('redis')}`; limits read back "
+            f"from the engine: "
+            + "; ".join(f"{service} {limits}" for service, limits in
+                        placement.get("limits", {}).items())
+            + f"), the load generators as {placement.get('generators')}. ")
 
 
 def rates_origin(manifest: dict[str, Any], summary: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,10 @@ def raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None,
+         make_supervisor: Callable[[Path], Supervisor] = Supervisor) -> int:
+    """One run; `make_supervisor` places its servers and Redis (local processes, or
+    containers for `make bench-compose`)."""
     args = parse_args(argv)
     try:
         profile = load_profile(args.profile)
@@ -167,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     run.manifest["locust_processes"] = args.processes
     # The runner itself (sampling, bookkeeping) stays off the server's core.
     os.sched_setaffinity(0, pinning.generator_cpus)
-    supervisor = Supervisor(run.path / "logs")
     (run.path / "logs").mkdir()
+    supervisor = make_supervisor(run.path / "logs")
+    run.manifest["placement"] = supervisor.placement()
     signal.signal(signal.SIGTERM, raise_interrupted)
     signal.signal(signal.SIGINT, raise_interrupted)
     started = time.monotonic()
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop_all()
+        run.manifest["placement"] = supervisor.placement()
         records = ctx.records if ctx else []
         if ctx is not None:
             ctx.close()

@@ -2,8 +2,9 @@
 compares containers with native processes, leaving nothing behind.
 
     python -m loadtests.stack images   # the images docker-compose.yml needs (make compose-images)
-    python -m loadtests.stack smoke    # up, verify, native against containers, down
-                                       # (make bench-compose)
+    python -m loadtests.stack smoke    # up, verify, native against containers, Locust
+                                       # distributed, the compose profile through the
+                                       # runner, down (make bench-compose)
 
 The engine is Docker where `docker info` answers, else podman driven through its
 Docker-compatible socket (`podman system service`), with compose/containers.conf (runc, and
@@ -36,6 +37,7 @@ from typing import Any
 from loadtests.atomic import write_json, write_text
 from loadtests.compose import COMPOSE_FILE, SERVER_PORT, service_name
 from loadtests.runner import loadgen
+from loadtests.runner.context import Pinning
 from loadtests.runner.folder import now_iso, timestamp
 from loadtests.runner.processes import (
     REPO_ROOT,
@@ -94,15 +96,20 @@ class Engine:
                  ) -> subprocess.CompletedProcess[str]:
         return run([*self.cli, *args], env=self.env, timeout=timeout, check=check)
 
+    def compose_argv(self) -> list[str]:
+        return [*compose_command(), "-p", PROJECT, "-f", str(COMPOSE_FILE)]
+
     def compose(self, *args: str, timeout: float = 600, check: bool = True
                 ) -> subprocess.CompletedProcess[str]:
-        command = compose_command()
-        return run([*command, "-p", PROJECT, "-f", str(COMPOSE_FILE), *args], env=self.env,
-                   timeout=timeout, check=check)
+        return run([*self.compose_argv(), *args], env=self.env, timeout=timeout, check=check)
 
     def version(self) -> str:
         done = self("version", "--format", "{{.Client.Version}}", check=False)
         return done.stdout.strip() or "unknown"
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version(),
+                "compose": " ".join(compose_command())}
 
     def close(self) -> None:
         if self.service is not None and self.service.poll() is None:
@@ -334,10 +341,11 @@ def measure(url: str, variant: str, pid: int, folder: Path, label: str,
 def smoke(out_dir: Path) -> int:
     """Up (Redis and three servers), verify each with the runner's own checks, compare one
     variant natively and in its container, run Locust distributed (master and a worker in
-    containers), down; a run folder with what was found."""
+    containers), run the compose profile through the runner with its servers in
+    containers, down; a run folder with what was found."""
     cores = sorted(os.sched_getaffinity(0))
     server_cpus, generator_cpus = {cores[0]}, set(cores[1:]) or {cores[0]}
-    folder = out_dir / f"{timestamp()}-compose"
+    folder = out_dir / f"{timestamp()}-compose-smoke"
     folder.mkdir(parents=True)
     manifest: dict[str, Any] = {"run_id": folder.name, "started_at": now_iso(),
                                 "machine": machine(), "status": "running",
@@ -346,8 +354,7 @@ def smoke(out_dir: Path) -> int:
     write_json(folder / "manifest.json", manifest)
     started_at = time.monotonic()
     with engine() as eng:
-        manifest["engine"] = {"name": eng.name, "version": eng.version(),
-                              "compose": " ".join(compose_command())}
+        manifest["engine"] = eng.describe()
         images = ensure_images(eng)
         manifest["images"] = asdict(images)
         eng.env.update(images.env())
@@ -381,6 +388,8 @@ def smoke(out_dir: Path) -> int:
                 native.stop()
             manifest["comparison"] = {"variant": variant, "rows": rows}
             manifest["distributed"] = distributed_locust(eng)
+            eng.compose("stop", "-t", "5", timeout=300)
+            manifest["profile_run"] = profile_run(eng, images, out_dir)
             manifest["status"] = "complete"
         except KeyboardInterrupt:
             manifest["status"] = "incomplete"
@@ -399,6 +408,37 @@ def smoke(out_dir: Path) -> int:
         print(f"left behind: {manifest['left_behind']}", file=sys.stderr)
         return 1
     return 0
+
+
+PROFILE = "compose"
+
+
+def profile_run(eng: Engine, images: Images, out_dir: Path) -> dict[str, Any]:
+    """The compose profile through the runner's own code (loadtests.bench: its run folder,
+    manifest and report), its servers and Redis in containers of this stack."""
+    from loadtests import bench  # the runner; imported here, the stack's other commands
+    from loadtests.containers import ContainerSupervisor, check_pinning  # do not need
+
+    pinning = Pinning.for_this_machine()  # the runner's, before it pins itself
+    check_pinning(pinning.server_cpus, pinning.redis_cpus)
+
+    def supervisor(log_dir: Path) -> ContainerSupervisor:
+        return ContainerSupervisor(log_dir, eng, asdict(images))
+
+    before = set(out_dir.iterdir())
+    code = bench.main(["--profile", PROFILE, "--results", str(out_dir), "--calibration",
+                       "none"], make_supervisor=supervisor)
+    # The runner leaves Ctrl-C and SIGTERM ignored once it has cleaned up: ours again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupted)
+    made = sorted(p.name for p in set(out_dir.iterdir()) - before if p.is_dir()
+                  and not p.is_symlink())
+    if code == 130:
+        raise KeyboardInterrupt
+    if code != 0 or not made:
+        raise StackError(f"the {PROFILE} profile in containers ended with exit code {code}"
+                         + (f": see results/{made[0]}" if made else ""))
+    return {"profile": PROFILE, "run_id": made[0], "exit_code": code}
 
 
 LOCUST_UI = "http://127.0.0.1:8089"
@@ -494,6 +534,13 @@ def report(manifest: dict[str, Any]) -> str:
                   f"{swarm['seconds']:g} s through the master's web API: "
                   f"{swarm['requests']:,} requests, {swarm['failures']} failures, "
                   f"{swarm['rps']:,.0f} req/s."]
+    profiled = manifest.get("profile_run")
+    if profiled:
+        lines += ["", f"The `{profiled['profile']}` profile through the runner (make bench's "
+                  "own code: run folder, manifest, report), servers and Redis in containers "
+                  f"of this stack, the generators on the host: run `{profiled['run_id']}` "
+                  f"(results/{profiled['run_id']}/report.md), exit code "
+                  f"{profiled['exit_code']}."]
     lines += ["", "Left behind after `down`: " + (", ".join(manifest["left_behind"])
                                                    or "nothing")]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -343,6 +344,10 @@ class Supervisor:
         handle.stop()  # closes its client and removes its work dir too
         if handle.child is not None:
             self.stop(handle.child)
+
+    def placement(self) -> dict[str, Any]:
+        """Where the servers ran, for the manifest."""
+        return {"servers": "local processes"}
 
     def stop_all(self) -> None:
         for child in reversed(self._children):

@@ -17,7 +17,7 @@ from hdrh.histogram import HdrHistogram
 from analysis.__main__ import build
 from analysis.compare import compare
 from analysis.load import Measurement, Run, merged, percentiles_us
-from analysis.report import Prices, cost_blocks
+from analysis.report import Prices, cost_blocks, placement_sentence
 from analysis.summary import memory_fits, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -331,3 +331,20 @@ def test_the_cost_model_scales_out_by_capacity(data_summary: dict[str, Any]) -> 
     # The parts of the bill never exceed the whole.
     money = [float(c.strip("$").replace(",", "")) for c in row[5:9]]
     assert sum(money[:3]) == pytest.approx(money[3], abs=3)
+
+
+def test_report_says_where_the_servers_ran() -> None:
+    # A native run says nothing more; a run of make bench-compose names the engine, the
+    # images and the limits the engine reported (as ContainerSupervisor.placement gives).
+    assert placement_sentence({"servers": "local processes"}) == ""
+    sentence = placement_sentence({
+        "servers": "containers",
+        "engine": {"name": "podman", "version": "4.3.1", "compose": "docker-compose"},
+        "images": {"python": "localhost/authscale-base:bookworm", "redis": "redis:7.0-alpine"},
+        "limits": {"server-none": {"cpus": 1.0, "cpuset": "0", "memory_bytes": 4 * 2**30}},
+        "generators": "local processes on the generator's core"})
+    assert sentence.startswith("Servers and Redis ran in containers (podman 4.3.1 through "
+                               "docker-compose;")
+    assert "`localhost/authscale-base:bookworm`" in sentence and "`redis:7.0-alpine`" in sentence
+    assert "server-none {'cpus': 1.0, 'cpuset': '0'" in sentence
+    assert sentence.endswith("the load generators as local processes on the generator's core. ")

@@ -87,6 +87,7 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     assert manifest["git"]["commit"]
     assert manifest["versions"]["locust"] and manifest["versions"]["redis_server"]
     assert manifest["pinning"]["server_cpus"] != manifest["pinning"]["generator_cpus"]
+    assert manifest["placement"] == {"servers": "local processes"}
     assert manifest["machine"]["logical_cores"] == os.cpu_count()
     # The analysis reads each variant's facts from here, not from our code.
     assert manifest["variants"]["session-redis"]["state"] == "redis"

@@ -30,6 +30,10 @@ def test_calibrate_and_soak_profiles() -> None:
     soak = load_profile("soak")
     assert soak.experiments == ("calibrate", "outage", "overload")
     assert soak.overload.factor == 2 and soak.overload.duration_s == 30
+    # make bench-compose: the claim's two figures, the containers' services only.
+    compose = load_profile("compose")
+    assert compose.experiments == ("latency", "population")
+    assert set(compose.variants) <= set(VARIANTS)
 
 
 def test_quick_covers_every_variant_and_a_million_sessions() -> None:
@@ -88,7 +92,7 @@ def test_profile_errors(tmp_path: Path, text: str, message: str) -> None:
 
 def test_unknown_profile_names() -> None:
     with pytest.raises(ProfileError,
-                       match="built-in profiles: calibrate, full, quick, smoke, soak"):
+                       match="built-in profiles: calibrate, compose, full, quick, smoke, soak"):
         load_profile("fast")
     with pytest.raises(ProfileError, match="does not exist"):
         load_profile("/nonexistent/profile.toml")

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from loadtests.compose import compose_document
+from loadtests.containers import check_pinning
+from loadtests.runner.processes import ProcessError
 from loadtests.stack import StackError, check_limits, debian_mirror, report
 
 
@@ -55,9 +57,19 @@ def test_the_report_says_what_ran_and_what_was_left() -> None:
                      "fixed_cpu_us_per_request": 250.0}]},
                 "distributed": {"workers": 1, "users": 4, "seconds": 8.0, "requests": 4990,
                                 "failures": 0, "rps": 853.2, "target": "http://s:8000"},
+                "profile_run": {"profile": "compose", "run_id": "y-compose", "exit_code": 0},
                 "left_behind": []}
     text = report(manifest)
     assert "master and 1 worker, 4 users against http://s:8000 for 8 s" in text
     assert "4,990 requests, 0 failures, 853 req/s" in text
     assert "podman 4.3.1" in text and "| container | 3,000 | 30.00 | 0.50 | 2.00 | 250 |" in text
+    assert "run `y-compose` (results/y-compose/report.md), exit code 0" in text
     assert text.rstrip().endswith("Left behind after `down`: nothing")
+
+
+def test_containers_refuse_cores_other_than_the_runners() -> None:
+    check_pinning({0}, {1})  # the compose file's: servers on CPU 0, Redis on CPU 1
+    with pytest.raises(ProcessError, match="pins the servers to CPU 0, the runner to CPU 1"):
+        check_pinning({1}, {1})
+    with pytest.raises(ProcessError, match="pins the Redis to CPU 1, the runner to CPU 0,1"):
+        check_pinning({0}, {0, 1})
