@@ -10,8 +10,8 @@ VARIANT ?= session-redis
 RUN ?= results/latest
 PROCESSES ?= 1
 
-.PHONY: setup test test-fast lint bench calibrate soak ui report reference compose \
-	compose-images bench-compose fuzz clean-venv
+.PHONY: setup test test-fast lint bench calibrate generator-ceiling soak ui report \
+	reference compose compose-images bench-compose fuzz clean-venv
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: setup
 # writes results/calibration.json for make bench (about 8 minutes on 2 cores).
 calibrate: setup
 	$(PY) -m loadtests.calibrate
+
+# How much load authscale-loadgen offers from its one core, against nginx (apt-get install
+# nginx-light), in multiples of the none control's calibrated capacity (under a minute).
+generator-ceiling: setup
+	$(PY) -m loadtests.ceiling
 
 # Rebuild a run's report from its raw data alone.
 report: setup
