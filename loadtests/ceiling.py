@@ -7,7 +7,7 @@ target is nginx (Debian's nginx-light: one worker, pinned to the server's core, 
 200 from memory, some ten times faster than the `none` control), so the generator's core
 is the limit. authscale-loadgen runs closed loop, then at fixed rates that are multiples of
 `none`'s capacity from results/calibration.json (`make calibrate`), with requests of a
-token's size. A rate counts as offered when 99% of it was served, without error, under 1%
+token's size. A rate counts as offered when 99% of it was served, without error, under 5%
 of the requests sent late (over 1 ms after they were due) and no more left unanswered when
 the window closed than were in flight. It writes
 RESULTS/generator-ceiling.json and prints the table.
@@ -40,7 +40,10 @@ from loadtests.runner.processes import (
     wait_until,
 )
 
-LATE_SHARE = 0.01
+# Sent over 1 ms after due: this VM's timer wake-ups make a few percent of requests late
+# even at low rates (1.35% at 2,000 req/s measured here), so lateness past this share is
+# what falling behind looks like, not a few late wake-ups.
+LATE_SHARE = 0.05
 CONNECTIONS = 64
 SECONDS = 4.0
 WARMUP_S = 1.0
