@@ -9,7 +9,8 @@
  *
  *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
  *                     [--connections C] [--duration S] [--warmup W]
- *                     --credentials FILE --out FILE
+ *                     (--credentials FILE | --template T --first F --last L [--zipf S])
+ *                     --out FILE
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
  * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
@@ -34,6 +35,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -75,6 +77,46 @@ static size_t n_requests, next_request;
 static struct sockaddr_in target;
 static int epfd;
 
+/* --template: one credential per request, derived rather than read: the template's "{id}"
+ * becomes a user's index in 16 hex digits (the seeded session ids' form: a salt, then the
+ * index), the index drawn from --first..--last uniformly or, with --zipf S > 0, from a
+ * bounded power law over the ranks (rank r drawn with weight about r^-S; rank 1 is
+ * --first), so a hot set of users gets most requests. A fixed seed: every run draws the
+ * same sequence. */
+static const char *template_head, *template_tail, *request_path, *request_host;
+static int request_port;
+static long first_id, last_id;
+static double zipf_s;
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static char template_buf[8192];
+
+static double uniform01(void) {  /* xorshift64*: fast, and plenty for picking users */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+static long draw_id(void) {
+    double n = (double)(last_id - first_id + 1), u = uniform01();
+    double rank;
+    if (zipf_s <= 0) rank = 1 + u * n;
+    else if (zipf_s == 1) rank = exp(u * log(n + 1));
+    else rank = pow((pow(n + 1, 1 - zipf_s) - 1) * u + 1, 1 / (1 - zipf_s));
+    long r = (long)rank;
+    if (r < 1) r = 1;
+    if (r > (long)n) r = (long)n;
+    return first_id + r - 1;
+}
+
+static size_t templated_request(void) {
+    int n = snprintf(template_buf, sizeof template_buf,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%016lx%s\r\n\r\n", request_path,
+                     request_host, request_port, template_head, (unsigned long)draw_id(),
+                     template_tail);
+    return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
+}
+
 static int connect_one(conn_t *c) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) return -1;
@@ -100,9 +142,16 @@ static void reconnect(conn_t *c) {
 /* Send the next request on c; 0 on success. A short write on a fresh loopback socket
  * would be a surprise: treat it as an error and reconnect. */
 static int send_one(conn_t *c, double due) {
-    const char *req = requests[next_request];
-    size_t len = request_len[next_request];
-    next_request = (next_request + 1) % n_requests;
+    const char *req;
+    size_t len;
+    if (template_head != NULL) {
+        req = template_buf;
+        len = templated_request();
+    } else {
+        req = requests[next_request];
+        len = request_len[next_request];
+        next_request = (next_request + 1) % n_requests;
+    }
     ssize_t put = send(c->fd, req, len, MSG_NOSIGNAL);
     if (put != (ssize_t)len) return -1;
     c->busy = 1;
@@ -147,6 +196,7 @@ static char *load_file(const char *path, size_t *size) {
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *path = "/items", *cred_path = NULL, *out_path = NULL;
+    const char *template = NULL;
     int port = 0, connections = 32;
     double rate = 0, duration = 10, warmup = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -159,18 +209,34 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--credentials")) cred_path = argv[i + 1];
         else if (!strcmp(argv[i], "--out")) out_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--template")) template = argv[i + 1];
+        else if (!strcmp(argv[i], "--first")) first_id = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--last")) last_id = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--zipf")) zipf_s = atof(argv[i + 1]);
         else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
     }
-    if (port <= 0 || cred_path == NULL || out_path == NULL)
-        die("--port, --credentials and --out are required");
+    if (port <= 0 || (cred_path == NULL) == (template == NULL) || out_path == NULL)
+        die("--port, --out and one of --credentials or --template are required");
     if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0)
         die("load goes to loopback only: --host 127.0.0.1");
     if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
     if (duration <= 0 || warmup < 0 || rate < 0) die("--duration > 0, --warmup >= 0, --rate >= 0");
 
+    request_path = path;
+    request_host = host;
+    request_port = port;
+    if (template != NULL) {
+        const char *slot = strstr(template, "{id}");
+        if (slot == NULL) die("--template must hold {id}");
+        if (first_id < 1 || last_id < first_id) die("--template needs 1 <= --first <= --last");
+        if (zipf_s < 0) die("--zipf >= 0");
+        char *head = strndup(template, (size_t)(slot - template));
+        template_head = head;
+        template_tail = slot + 4;
+    }
     /* One prepared request per credential. */
-    size_t size;
-    char *creds = load_file(cred_path, &size);
+    size_t size = 0;
+    char *creds = template != NULL ? strdup("") : load_file(cred_path, &size);
     if (creds == NULL) die("cannot read --credentials");
     size_t lines = 1;
     for (size_t i = 0; i < size; i++) lines += creds[i] == '\n';
@@ -188,7 +254,7 @@ int main(int argc, char **argv) {
         request_len[n_requests++] = (size_t)n;
         line = end + 1;
     }
-    if (n_requests == 0) die("--credentials holds no line");
+    if (n_requests == 0 && template == NULL) die("--credentials holds no line");
 
     memset(&target, 0, sizeof target);
     target.sin_family = AF_INET;

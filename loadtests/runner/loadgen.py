@@ -41,7 +41,7 @@ def build() -> Path:
     if compiler is None:
         raise ProcessError("the fast load generator needs a C compiler: apt-get install gcc")
     BINARY.parent.mkdir(exist_ok=True)
-    done = subprocess.run([compiler, "-O2", "-Wall", "-o", str(BINARY), str(SOURCE)],
+    done = subprocess.run([compiler, "-O2", "-Wall", "-o", str(BINARY), str(SOURCE), "-lm"],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise ProcessError(f"building {BINARY.name} failed: {done.stderr.strip()[-500:]}")
@@ -117,16 +117,35 @@ def read_result(path: Path, request: str = "GET /items") -> LoadResult:
                       measure_from, request, latency, auth, timeline)
 
 
-def command(port: int, credentials: Path, out: Path, *, rate: float = 0.0,
+@dataclass(frozen=True)
+class Derived:
+    """Credentials the generator derives instead of reading: `template` with "{id}" replaced
+    by an index from first to last in 16 hex digits (seeded session ids are a salt and
+    that), drawn uniformly, or with `zipf` > 0 from a power law over the ranks (a hot set)."""
+
+    template: str
+    first: int
+    last: int
+    zipf: float = 0.0
+
+    def argv(self) -> list[str]:
+        return ["--template", self.template, "--first", str(self.first), "--last",
+                str(self.last), "--zipf", str(self.zipf)]
+
+
+def command(port: int, credentials: Path | Derived, out: Path, *, rate: float = 0.0,
             connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
             path: str = "/items") -> list[str]:
-    """The generator's command line against 127.0.0.1:port (closed loop at rate 0)."""
+    """The generator's command line against 127.0.0.1:port (closed loop at rate 0), with
+    credentials from a file (one header line each, in turn) or derived."""
+    given = credentials.argv() if isinstance(credentials, Derived) else \
+        ["--credentials", str(credentials)]
     return [str(build()), "--port", str(port), "--path", path, "--rate", str(rate),
             "--connections", str(connections), "--duration", str(duration),
-            "--warmup", str(warmup), "--credentials", str(credentials), "--out", str(out)]
+            "--warmup", str(warmup), *given, "--out", str(out)]
 
 
-def run_load(port: int, credentials: Path, out: Path, *, rate: float = 0.0,
+def run_load(port: int, credentials: Path | Derived, out: Path, *, rate: float = 0.0,
              connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
              path: str = "/items", cpus: Iterable[int] | None = None) -> LoadResult:
     """One run of the generator, pinned to `cpus`, waited for; its result."""

@@ -57,6 +57,11 @@ class AuthVariant(abc.ABC):
         """Create `count` entries of server-side state for the population experiments."""
         return 0
 
+    def seeded_ids(self) -> dict[str, Any] | None:
+        """How to derive every seeded session id (expiry_index.SeedIds), for variants whose
+        seeded entries are sessions a client can present; None otherwise."""
+        return None
+
     def routes(self) -> list[web.RouteDef]:
         """Extra routes (the JWKS of asymmetric JWT variants)."""
         return []

@@ -15,9 +15,8 @@ from redis.asyncio.client import Pipeline
 
 # Seeding through redis-py costs ~40 us per entry in Python (command packing), so a million
 # takes most of a minute; this script creates the entries inside Redis instead. Ids are 32
-# hex characters like real ones (a random salt and a counter: they are never presented, so
-# they need not be unguessable). It touches keys it is not given in KEYS, which is fine
-# outside Redis Cluster.
+# hex characters like real ones (SeedIds: a random salt and a counter). It touches keys it
+# is not given in KEYS, which is fine outside Redis Cluster.
 SEED_SCRIPT = """
 local prefix, first, n, salt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local head, numbered, tail, expire_at = ARGV[5], ARGV[6] == '1', ARGV[7], tonumber(ARGV[8])
@@ -34,11 +33,40 @@ return n
 SEED_BATCH = 5_000
 
 
+class SeedIds:
+    """The ids of seeded entries: one random salt per store, then a counter in 16 hex digits.
+
+    32 hex characters like real ids, so they pass the same checks; derivable, so the
+    runner can send requests with every seeded session (millions of them) knowing only the
+    salt and the count. Benchmark data created through the admin route only: 64 random bits
+    (the salt) rather than the 128 of a real session id.
+    """
+
+    def __init__(self) -> None:
+        self.salt = secrets.token_hex(8)
+        self.count = 0
+
+    def take(self, n: int) -> int:
+        """Reserve the next n ids; the first one's number."""
+        first = self.count + 1
+        self.count += n
+        return first
+
+    def id(self, number: int) -> str:
+        return f"{self.salt}{number:016x}"
+
+    def described(self) -> dict[str, str | int]:
+        """What /admin/seed tells its caller: every id from first to last is salt + the
+        number in 16 hex digits."""
+        return {"salt": self.salt, "first": 1, "last": self.count}
+
+
 class ExpiryIndex:
     def __init__(self, redis: aioredis.Redis, key: str) -> None:
         self._redis = redis
         self.key = key
         self._seed = redis.register_script(SEED_SCRIPT)
+        self.seeded = SeedIds()
 
     def add(self, pipe: Pipeline, ids_to_expiry: dict[str, float]) -> None:
         pipe.zadd(self.key, ids_to_expiry)
@@ -56,14 +84,15 @@ class ExpiryIndex:
 
     async def seed(self, prefix: str, count: int, expire_at: int, value_head: str,
                    value_tail: str = "", numbered: bool = False) -> None:
-        """Create `count` keys `prefix<id>` (and their index entries) expiring at expire_at.
+        """Create `count` keys `prefix<id>` (and their index entries) expiring at expire_at,
+        their ids the next of `seeded`.
 
         The value is value_head + value_tail, with the entry's number between them when
         `numbered` (so seeded sessions name distinct users, like real ones).
         """
-        salt = secrets.token_hex(8)
-        for first in range(1, count + 1, SEED_BATCH):
-            n = min(SEED_BATCH, count - first + 1)
-            await self._seed(keys=[self.key], args=[prefix, first, n, salt, value_head,
-                                                    "1" if numbered else "0", value_tail,
-                                                    expire_at])
+        start = self.seeded.take(count)
+        for first in range(start, start + count, SEED_BATCH):
+            n = min(SEED_BATCH, start + count - first)
+            await self._seed(keys=[self.key], args=[prefix, first, n, self.seeded.salt,
+                                                    value_head, "1" if numbered else "0",
+                                                    value_tail, expire_at])

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,7 +26,7 @@ from redis import RedisError
 from servers.jsonutil import dumps, json_response
 from servers.settings import Settings
 from servers.variants.base import AuthVariant, Identity, StoreUnavailable
-from servers.variants.expiry_index import ExpiryIndex
+from servers.variants.expiry_index import ExpiryIndex, SeedIds
 from servers.variants.registry import SESSION_COOKIE
 
 
@@ -35,6 +35,9 @@ def new_session_id() -> str:
     return secrets.token_hex(16)
 
 
+# Seeding in process: sessions created per turn of the event loop (about 20 ms each here;
+# requests are served between chunks).
+SEED_CHUNK = 20_000
 # What new_session_id() makes (and what seeding makes): anything else is refused unread.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 # Our cookie's value in a Cookie header, bare or quoted (the Fernet value, which ends in
@@ -94,6 +97,7 @@ class MemoryStorage(HeaderCookie, AbstractStorage):
         super().__init__(**options)
         self._ttl: int = options["max_age"]
         self._sessions: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self.seeded = SeedIds()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -133,15 +137,20 @@ class MemoryStorage(HeaderCookie, AbstractStorage):
                                {"created": data["created"], "session": dict(data["session"])})
         self.save_cookie(response, key, max_age=session.max_age)
 
-    def seed(self, count: int) -> None:
-        expires = time.monotonic() + self._ttl
-        created = int(time.time())
-        # One draw from `secrets` for all ids (the same 128 bits each as new_session_id).
-        ids = secrets.token_hex(16 * count)
-        self._sessions.update(
-            (ids[32 * i:32 * i + 32], (expires, session_data(f"seed{i}", created)))
-            for i in range(count)
-        )
+    def seed(self, count: int) -> Iterator[int]:
+        """Create `count` sessions (ids from `seeded`), SEED_CHUNK at a time, yielding after
+        each chunk so that the caller can let the event loop serve requests in between."""
+        first = self.seeded.take(count)
+        for start in range(first, first + count, SEED_CHUNK):
+            stop = min(start + SEED_CHUNK, first + count)
+            # Expiry per chunk: requests served between chunks write later, and the store
+            # stays in expiry order.
+            expires = time.monotonic() + self._ttl
+            created = int(time.time())
+            self._sessions.update(
+                (self.seeded.id(i), (expires, session_data(f"seed{i}", created)))
+                for i in range(start, stop))
+            yield stop - start
 
 
 class RedisSessionStorage(HeaderCookie, RedisStorage):
@@ -256,8 +265,12 @@ class SessionMemory(SessionVariant):
         return len(self.memory)
 
     async def seed(self, count: int) -> int:
-        self.memory.seed(count)
+        for _ in self.memory.seed(count):
+            await asyncio.sleep(0)  # requests are served between chunks
         return count
+
+    def seeded_ids(self) -> dict[str, Any]:
+        return self.memory.seeded.described()
 
 
 class SessionRedis(SessionVariant):
@@ -273,6 +286,9 @@ class SessionRedis(SessionVariant):
     async def seed(self, count: int) -> int:
         await self.redis_storage.seed(count)
         return count
+
+    def seeded_ids(self) -> dict[str, Any]:
+        return self.redis_storage.index.seeded.described()
 
 
 class SessionCookie(SessionVariant):

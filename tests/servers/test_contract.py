@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from servers.app import ITEMS_BODY
 from servers.variants.registry import NAMES as VARIANTS
+from servers.variants.registry import SESSION_COOKIE
 from tests.conftest import (
     ADMIN_TOKEN,
     REVOCABLE,
@@ -23,6 +24,8 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.parametrize("variant", VARIANTS)
+# The variants whose seeded entries are sessions a client can present.
+SEEDED_SESSIONS = ("session-memory", "session-redis")
 
 
 def server_timing_ms(resp) -> float:
@@ -216,17 +219,34 @@ async def test_seed(make_client: MakeClient, variant: str) -> None:
     resp = await client.post("/admin/seed", json={"count": 100_000}, headers=headers)
     assert resp.status == 200
     body = await resp.json()
-    if variant in REVOCABLE:
-        assert body == {"created": 100_000, "live_sessions": 100_000}
-        text = await (await client.get("/metrics")).text()
-        gauge = next(f for f in text_string_to_metric_families(text)
-                     if f.name == "authscale_live_sessions")
-        assert gauge.samples[0].value == 100_000
-        # Real logins still work beside the seeded population.
-        cred = await login(client, variant)
-        assert (await client.get("/me", headers=cred.headers)).status == 200
-    else:
+    if variant not in REVOCABLE:
         assert body == {"created": 0, "live_sessions": 0}
+        return
+    ids = body.pop("seeded_ids", None)
+    assert body == {"created": 100_000, "live_sessions": 100_000}
+    text = await (await client.get("/metrics")).text()
+    gauge = next(f for f in text_string_to_metric_families(text)
+                 if f.name == "authscale_live_sessions")
+    assert gauge.samples[0].value == 100_000
+    # Real logins still work beside the seeded population.
+    cred = await login(client, variant)
+    assert (await client.get("/me", headers=cred.headers)).status == 200
+    if variant not in SEEDED_SESSIONS:
+        assert ids is None  # revoked token ids: nothing a client presents
+        return
+    # Every seeded session can be presented, its id derived from the salt and its number.
+    assert ids is not None and ids["first"] == 1 and ids["last"] == 100_000
+    assert re.fullmatch(r"[0-9a-f]{16}", ids["salt"])
+
+    async def me(number: int) -> int:
+        cookie = f"{SESSION_COOKIE}={ids['salt']}{number:016x}"
+        return (await client.get("/me", headers={"Cookie": cookie})).status
+
+    assert [await me(n) for n in (1, 54_321, 100_000, 100_001)] == [200, 200, 200, 401]
+    # A second seed continues the numbering under the same salt.
+    more = await (await client.post("/admin/seed", json={"count": 10}, headers=headers)).json()
+    assert more["seeded_ids"] == {**ids, "last": 100_010}
+    assert await me(100_010) == 200
 
 
 async def test_seed_guarded(make_client: MakeClient, variant: str) -> None:
