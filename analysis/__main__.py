@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.charts import all_charts
 from analysis.compare import compare_runs, render
 from analysis.load import Run, RunFolderError
@@ -28,7 +30,8 @@ def build(run_dir: Path, users: float, rps: float, requests_per_day: float,
     run = Run(run_dir)
     summary = summarize(run)
     (run.path / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    charts = all_charts(run, latency_curve(run), run.path / "charts", requests_per_day)
+    charts = all_charts(run, latency_curve(run), run.path / "charts", requests_per_day,
+                        pd.DataFrame(summary["population_curve"]))
     primitives = run.csv("raw/primitives.csv")
     blocks = build_blocks(run, summary, charts, primitives, users, rps, requests_per_day,
                           prices or Prices())

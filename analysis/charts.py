@@ -351,10 +351,51 @@ def over_time(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
-def all_charts(run: Run, curve: pd.DataFrame, out: Path, requests_per_day: float
-               ) -> dict[str, Path]:
+def population_service(population: pd.DataFrame, run: Run, path: Path) -> Path:
+    """At each number of live users: p99 at the common rate (left; a solid line over all
+    users uniformly or the logged-in ones, dashed over a hot set) and what the server served
+    flat out (right); a remedy's run with squares."""
+    fig, (tail, flat) = plt.subplots(1, 2, figsize=(13, 5))
+    if population.empty:
+        _empty(tail, "no population experiment measured by the fast generator in this run")
+        flat.set_axis_off()
+        return _save(fig, path)
+    for variant in run.variants.ordered(population["variant"]):
+        rows = population[population["variant"] == variant]
+        for remedy, arm in rows.groupby("remedy", sort=False):
+            name = f"{variant} + {remedy}" if remedy else variant
+            marker = "s" if remedy else "o"  # the remedy: squares
+            common = arm[arm["phase"] == "common"]
+            for distribution, cells in common.groupby("distribution", sort=False):
+                cells = cells.sort_values("population")
+                tail.plot(cells["population"], _with_nan(cells, "p99_ms"),
+                          marker + ("--" if distribution == "zipf" else "-"),
+                          color=colour(run, variant), label=f"{name} ({distribution})")
+            saturated = arm[arm["phase"] == "saturation"].sort_values("population")
+            if not saturated.empty:
+                flat.plot(saturated["population"], saturated["achieved_rps"], marker + "-",
+                          color=colour(run, variant), label=name)
+    rate = population.loc[population["phase"] == "common", "target_rps"].max()
+    tail.set_title(f"p99 at {rate:,.0f} requests/s against live users")
+    tail.set_ylabel("p99 (ms, from each request's due time)")
+    flat.set_title("Served flat out against live users")
+    flat.set_ylabel("requests/s, one server core")
+    for ax in (tail, flat):
+        ax.set_xscale("log")
+        ax.set_xlabel("live users (log)")
+        ax.set_ylim(bottom=0)
+        plain(ax)
+        ax.grid(True, which="major", alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def all_charts(run: Run, curve: pd.DataFrame, out: Path, requests_per_day: float,
+               population: pd.DataFrame) -> dict[str, Path]:
     return {
         "memory": memory_vs_sessions(run, out / "memory_vs_sessions.png"),
+        "population": population_service(population, run, out / "live_users.png"),
         "latency": latency_vs_rate(run, curve, out / "latency_vs_rate.png"),
         "auth": auth_cost(run, out / "auth_cost.png"),
         "knee": knee(run, out / "knee.png"),

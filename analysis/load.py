@@ -294,6 +294,10 @@ class Measurement:
             "phase": record.info.get("phase", "common" if record.experiment == "latency"
                                      else None),
             "fraction": record.info.get("fraction"),
+            # The population experiment's: over whose credentials its requests went, and
+            # the remedy its server ran with, if any.
+            "distribution": record.info.get("distribution"),
+            "remedy": record.info.get("remedy", ""),
             "capacity_rps": record.info.get("capacity_rps"),
             "requests": record.requests, "failures": record.failures,
             "unanswered": int(record.info.get("unanswered", 0)),
@@ -420,7 +424,13 @@ class Run:
 
     @cached_property
     def population(self) -> pd.DataFrame:
-        return self.csv("raw/population/population.csv")
+        """Memory against live users, the plain stores' steps: a remedy's run (the same
+        sessions, out of the garbage collector's reach) is compared by its service figures
+        (summary.population_curve), not by its memory."""
+        frame = self.csv("raw/population/population.csv")
+        if "remedy" in frame:
+            frame = frame[frame["remedy"].fillna("") == ""].drop(columns="remedy")
+        return frame
 
     @cached_property
     def wire(self) -> pd.DataFrame:

@@ -129,7 +129,9 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                "of which server", "of which Redis",
                                *[f"GiB at {n:,.0f} users" for n in EXTRAPOLATE_TO]), rows))
 
-    blocks.append(Block("h2", "2. Latency at equal load"))
+    blocks += population_blocks(summary, charts)
+
+    blocks.append(Block("h2", "3. Latency at equal load"))
     blocks.append(Block("image", charts["latency"], "Client latency from microsecond HDR "
                         "histograms (warm-up excluded), measured by "
                         f"{generators(summary)}: each request timed from when it was due "
@@ -155,7 +157,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(Block("p", rates_origin(manifest, summary)))
     blocks.extend(capacity_blocks(variants, figures, summary, charts))
 
-    blocks.append(Block("h2", "4. Where the microseconds go"))
+    blocks.append(Block("h2", "5. Where the microseconds go"))
     blocks.append(Block("image", charts["auth"], "The server's own time authenticating each "
                         "request (Server-Timing, whole microseconds), as percentiles of every "
                         "request at the headline rate. Time, not CPU: while a Redis call "
@@ -190,7 +192,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                               "rate rises (fixed costs spread over more requests)."))
     blocks.extend(calibration_blocks(run.path / "calibration.json"))
 
-    blocks.append(Block("h2", "5. Bytes on the wire"))
+    blocks.append(Block("h2", "6. Bytes on the wire"))
     blocks.append(Block("image", charts["wire"], "The request header that carries each "
                         "credential, in bytes, and what it adds up to per day."))
     rows = [[v, fmt(figures[v].get("header_bytes"), "{}"),
@@ -200,7 +202,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
     blocks.append(table_block(("variant", "bytes per request",
                                f"GB/day at {requests_per_day:,.0f} requests/day"), rows))
 
-    blocks.append(Block("h2", "6. Scaling out: replicas without sticky routing"))
+    blocks.append(Block("h2", "7. Scaling out: replicas without sticky routing"))
     blocks.append(Block("image", charts["replicas"], "Median over repetitions; a 0% bar is "
                         "drawn as a labelled zero, not left out."))
     rows = [[v, fmt(figures[v].get("replicas_random_failure_rate"), "{:.1%}"),
@@ -212,7 +214,7 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
         blocks.append(table_block(("variant", "failed, random", "failed, sticky",
                                    "p99 ms random", "p99 ms sticky"), rows))
 
-    blocks.append(Block("h2", "7. Logout"))
+    blocks.append(Block("h2", "8. Logout"))
     settings = manifest.get("settings", {}).get("revocation", {})
     blocks.append(Block("image", charts["revocation"], (
         "After logout the old credential is presented to every replica every "
@@ -235,13 +237,13 @@ def build_blocks(run: Run, summary: dict[str, Any], charts: dict[str, Path],
                                   "Resolution: the gap between the last probe a replica "
                                   "accepted and its first refusal; the switch happened in it."))
 
-    blocks.append(Block("h2", "8. Over time"))
+    blocks.append(Block("h2", "9. Over time"))
     blocks.append(Block("image", charts["over_time"], "At the headline rate: the server's RSS "
                         "in every cell (top), and each second's p50 and p99 of the reads, from "
                         "microsecond histograms, the median over the repetitions (bottom); 0 "
                         "is the end of the warm-up."))
 
-    blocks.append(Block("h2", "9. Cost model"))
+    blocks.append(Block("h2", "10. Cost model"))
     blocks.extend(cost_blocks(variants, figures, users, rps, prices))
 
     blocks.append(Block("h2", "Failures and flags"))
@@ -289,7 +291,7 @@ def cost_blocks(variants: list[str], figures: dict[str, dict[str, Any]], users: 
                    "bytes per live user, its CPU model and credential bytes per request. CPU "
                    "is modelled, not measured at that rate: server + Redis CPU against the "
                    "rate served, fitted over the knee's points up to capacity and the "
-                   "common-rate cells (section 3), as a fixed cost per server (the "
+                   "common-rate cells (section 4), as a fixed cost per server (the "
                    "intercept) plus a marginal cost per request (the slope); the rate needs "
                    "rate / capacity servers, rounded up, each paying the fixed cost. Prices, "
                    f"settable with `python -m analysis RUN --price-gib-month "
@@ -313,10 +315,49 @@ def generators(summary: dict[str, Any]) -> str:
     return ", ".join(described.get(n, n) for n in names) or "–"
 
 
+def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[Block]:
+    """Section 2: what the server serves, and how fast, as live users grow."""
+    blocks = [Block("h2", "2. Scaling with live users"),
+              Block("image", charts["population"], "At each number of live users: p99 at a "
+                    "common fixed rate (left; solid: requests spread uniformly over all N "
+                    "users, or over 1,000 logged-in users where the N entries are nothing a "
+                    "client presents; dashed: a hot set, a power law over the N users) and "
+                    "what one server core served flat out (right). authscale-loadgen.")]
+    population = pd.DataFrame(summary.get("population_curve") or [])
+    if population.empty:
+        blocks.append(Block("p", "Not measured with the fast generator in this run (runs "
+                            "before it measured the population's latency with Locust, at a "
+                            "low rate, and reported memory only)."))
+        return blocks
+    rows = [[r["variant"] + (f" + {r['remedy']}" if r.get("remedy") else ""),
+             f"{r['population']:,}", r["distribution"],
+             "flat out" if r["phase"] == "saturation" else f"{r['target_rps']:,.0f}",
+             fmt(r["achieved_rps"], "{:,.0f}"), f"{r['requests']:,}",
+             fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}"),
+             fmt(r.get("p99.9_ms"), "{:.2f}"), fmt(r.get("gc_pause_ms"), "{:.1f}"),
+             fmt(r.get("gc_full_pauses"), "{:.0f}"), fmt(r.get("gc_longest_pause_ms"), "{:.1f}"),
+             fmt(r.get("server_cpu_us_per_request"), "{:.0f}")]
+            for r in population.to_dict("records")]
+    blocks.append(table_block(
+        ("variant", "live users", "requests over", "offered req/s", "served req/s",
+         "requests", "p50 ms", "p99 ms", "p99.9 ms", "GC pauses ms", "full collections",
+         "new longest GC pause ms", "server CPU µs/request"), rows,
+        "A variant `+ gc.freeze` is the remedy beside the plain store: its server froze "
+        "what the collector tracked after each seed (`--gc-freeze`). "
+        "Requests over: `uniform`, every one of the N seeded sessions alike, its id derived "
+        "from the salt the server gave; `zipf`, a power law over them (a hot set); "
+        "`logged-in`, 1,000 real users' credentials (variants whose N entries are not "
+        "credentials). GC: the server's own collector, timed by gc.callbacks, in the "
+        "measured window: total pause, full (generation 2) collections, and the longest "
+        "pause where it was the longest since the server started. A percentile only where "
+        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000)."))
+    return blocks
+
+
 def capacity_blocks(variants: list[str], figures: dict[str, dict[str, Any]],
                     summary: dict[str, Any], charts: dict[str, Path]) -> list[Block]:
     """Section 3: what each variant serves flat out, its knee, and its CPU model."""
-    blocks = [Block("h2", "3. Capacity and the knee")]
+    blocks = [Block("h2", "4. Capacity and the knee")]
     rows = []
     for v in variants:
         f = figures[v]

@@ -150,6 +150,43 @@ def knee_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def population_curve(run: Run) -> pd.DataFrame:
+    """The population experiment's fast-generator cells: at each number of live users, flat
+    out and at the common rate (over all N seeded sessions, uniformly or a hot set, or over
+    the logged-in users), with the server's garbage-collector pauses in each window. Medians
+    over repetitions; a percentile only where the cells hold enough requests for it."""
+    table = run.table
+    if table.empty or "distribution" not in table:
+        return pd.DataFrame()
+    cells = table[(table["experiment"] == "population") & (table["status"] == "ok")
+                  & table["distribution"].notna()]
+    if cells.empty:
+        return pd.DataFrame()
+    order = {v: i for i, v in enumerate(run.variants.ordered(cells["variant"]))}
+    rows = []
+    keys = ["variant", "remedy", "population", "phase", "distribution"]
+    for (variant, remedy, population, phase, distribution), group in cells.groupby(
+            keys, sort=False):
+        requests = int(group["measured_requests"].sum())
+        row: dict[str, Any] = {
+            "variant": variant, "remedy": remedy, "population": int(population),
+            "phase": phase, "distribution": distribution, "requests": requests,
+            "target_rps": float(group["target_rps"].median()),
+            "achieved_rps": float(group["achieved_rps"].median()),
+            "error_rate": float(group["error_rate"].median()),
+            "server_cpu_us_per_request": float(group["server_cpu_us_per_request"].median()),
+            "gc_pause_ms": float(group["gc_pause_ms"].max()),
+            "gc_full_pauses": float(group["gc_full_pauses"].max()),
+            "gc_longest_pause_ms": float(group["gc_longest_pause_ms"].max()),
+            "order": order[variant]}
+        for p in PERCENTILES:
+            shown = requests >= min_count_for(float(p[1:]))
+            row[f"{p}_ms"] = float(group[f"latency_us_{p}"].median()) / 1000 if shown else None
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["order", "remedy", "population", "phase"]).drop(
+        columns="order").reset_index(drop=True)
+
+
 def cpu_cores(cells: pd.DataFrame) -> pd.Series:
     """Server plus Redis CPU, in cores, over each cell's measured window."""
     return cells["cpu_total_us_per_request"] * cells["achieved_rps"] / 1e6
@@ -596,6 +633,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
         "knee_curve": knee_curve(run).to_dict(orient="records"),
+        "population_curve": population_curve(run).to_dict(orient="records"),
         "common_rates": run.manifest.get("latency", {}).get("common_rates"),
         "capacities": run.manifest.get("latency", {}).get("capacities"),
         "pairs": pairs,

@@ -1,5 +1,14 @@
 """Live users grown step by step (`POST /admin/seed`): server RSS and Redis memory against the
-count, and at each size requests spread over a pool of live credentials."""
+count, and at each size what the server serves, with the fast generator.
+
+At each step: flat out (closed loop: the capacity at that population), then a common fixed
+rate. Where the seeded users are sessions a client can present (session-memory,
+session-redis), requests spread over all N of them, their ids derived from the salt
+`/admin/seed` gives (loadgen.Derived): uniformly, and with a power law over the users (a hot
+set, `zipf`); elsewhere over the 1,000 real logged-in users' credentials (the stateless
+variants keep nothing per user; the revocable token's N entries are revoked ids, which no
+client presents). Every measurement records the server's garbage-collector pauses.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +16,21 @@ import json
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
 
 from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
+from loadtests.runner.loadgen import NAME as LOADGEN
+from loadtests.runner.loadgen import Derived
 from loadtests.runner.sampler import redis_figures
 from servers.variants import registry
 
 NAME = "population"
 RUNS_BY_DEFAULT = True
-COLUMNS = ("variant", "repetition", "size", "live_sessions", "seed_seconds",
+COLUMNS = ("variant", "remedy", "repetition", "size", "live_sessions", "seed_seconds",
            "server_rss_bytes", "redis_used_memory_bytes", "redis_keys")
 
 
@@ -26,23 +38,64 @@ COLUMNS = ("variant", "repetition", "size", "live_sessions", "seed_seconds",
 class Section:
     sizes: tuple[int, ...]
     variants: tuple[str, ...] = ()
-    rate: float = 300.0
-    users: int = 20
+    rate: float = 300.0  # the common fixed rate, requests/s
+    connections: int = 32
     duration_s: float = 2.0
-    pool_size: int = 500
+    saturation_s: float = 1.0  # flat out (closed loop) at each step, first
+    zipf: float = 1.1  # the hot set's exponent; 0: uniform only
+    warmup_s: float = 0.5  # the fast generator's, before each window
+    # Variants measured a second time with the remedy beside the plain store: their server
+    # started with --gc-freeze (the seeded sessions out of the garbage collector's reach).
+    remedy: tuple[str, ...] = ()
     repetitions: int = 1
 
     PLACEHOLDER: ClassVar[dict[str, Any]] = {"sizes": [1000]}
 
 
+# The remedy's name in labels and rows, and the server flag that applies it.
+REMEDY = "gc.freeze"
+REMEDY_FLAG = "--gc-freeze"
+
+
+def derivable(name: str) -> bool:
+    """Seeded entries are sessions a client can present (server-side session stores)."""
+    return registry.variant(name).state in ("process", "redis")
+
+
+def distributions(name: str, spec: Section) -> list[str]:
+    """Over which users a step's requests go: all N seeded ones (uniform, and a hot set),
+    or the real logged-in users where the seeded entries are nothing a client presents."""
+    if not derivable(name):
+        return ["logged-in"]
+    return ["uniform", "zipf"] if spec.zipf > 0 else ["uniform"]
+
+
+def remedies(name: str, spec: Section) -> list[str]:
+    """The arms a variant is measured in: plain (""), and with the remedy if asked for."""
+    return ["", REMEDY] if name in spec.remedy else [""]
+
+
 def plan(ctx: Context) -> list[Planned]:
     spec: Section = ctx.profile.population
-    return [Planned(NAME, variant, f"n{size}", rep, "population", spec.rate, spec.users,
-                    spec.duration_s, extra=("--pool-size", str(spec.pool_size)),
-                    info={"population": size})
-            for variant in ctx.profile.variants_for(NAME)
-            for rep in range(1, ctx.profile.repetitions_for(NAME) + 1)
-            for size in spec.sizes]
+    planned = []
+    for variant in ctx.profile.variants_for(NAME):
+        for remedy in remedies(variant, spec):
+            prefix = "freeze-" if remedy else ""
+            for rep in range(1, ctx.profile.repetitions_for(NAME) + 1):
+                for size in spec.sizes:
+                    first = distributions(variant, spec)[0]
+                    steps = [("flat", first, 0.0, spec.saturation_s)]
+                    steps += [(d, d, spec.rate, spec.duration_s)
+                              for d in distributions(variant, spec)]
+                    planned += [
+                        Planned(NAME, variant, f"{prefix}n{size}-{label}", rep, "read", rate,
+                                spec.connections, seconds, generator=LOADGEN,
+                                warmup=spec.warmup_s,
+                                info={"population": size, "distribution": users,
+                                      "phase": "saturation" if not rate else "common",
+                                      **({"remedy": remedy} if remedy else {})})
+                        for label, users, rate, seconds in steps]
+    return planned
 
 
 # What one live user may cost before this run has measured it: above what the reference
@@ -85,33 +138,61 @@ def check_fits(state: str, add: int, rows: list[dict[str, Any]], available: int)
 
 def run(ctx: Context, planned: list[Planned]) -> None:
     rows: list[dict[str, Any]] = []
+    spec: Section = ctx.profile.population
     path = ctx.run.path / "raw" / NAME / "population.csv"
     for variant in ctx.profile.variants_for(NAME):
-        for rep in range(1, ctx.profile.repetitions_for(NAME) + 1):
-            # A fresh server and Redis per variant: the memory figures are its alone.
-            with ctx.groups(NAME, (variant,)) as groups:
-                group = groups.get(variant)
-                live = 0
-                for step in (p for p in planned if p.variant == variant and p.repetition == rep):
-                    if group is None or group.failed:
-                        ctx.skip()
-                        continue
-                    size = step.info["population"]
-                    mine = [r for r in rows if r["variant"] == variant and r["repetition"] == rep]
-                    try:
-                        check_fits(stored_in(variant), size - live, mine,
-                                   psutil.virtual_memory().available)
-                        row = grow(ctx, group, size - live, size, rep)
-                    except (DoesNotFit, OSError, ValueError, KeyError) as exc:
-                        # Too big for this machine, refused, lost, garbled.
-                        group.failed = f"seeding {size:,} live users failed: {exc}"
-                        ctx.fail(NAME, variant, group.failed)
-                        ctx.skip()
-                        continue
-                    live = int(row["live_sessions"])
-                    rows.append(row)
-                    write_csv(path, COLUMNS, rows)
-                    ctx.measure(group, step, info={"live_sessions_before": live})
+        for remedy in remedies(variant, spec):
+            for rep in range(1, ctx.profile.repetitions_for(NAME) + 1):
+                # A fresh server and Redis each time: the memory figures are its alone.
+                with ctx.groups(NAME, (variant,),
+                                extra=(REMEDY_FLAG,) if remedy else ()) as groups:
+                    grow_and_measure(ctx, groups.get(variant), rows, path, [
+                        p for p in planned if p.variant == variant and p.repetition == rep
+                        and p.info.get("remedy", "") == remedy], remedy, rep)
+
+
+def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any]],
+                     path: Path, planned: list[Planned], remedy: str, rep: int) -> None:
+    """One server's steps: seed up to each size, then its measurements."""
+    spec: Section = ctx.profile.population
+    live = 0
+    for size in spec.sizes:
+        steps = [p for p in planned if p.info["population"] == size]
+        if group is None or group.failed:
+            ctx.skip(len(steps))
+            continue
+        mine = [r for r in rows if r["variant"] == group.variant and r["repetition"] == rep
+                and r["remedy"] == remedy]
+        try:
+            check_fits(stored_in(group.variant), size - live, mine,
+                       psutil.virtual_memory().available)
+            row, seeded = grow(ctx, group, size - live, size, rep, remedy)
+        except (DoesNotFit, OSError, ValueError, KeyError) as exc:
+            # Too big for this machine, refused, lost, garbled.
+            group.failed = f"seeding {size:,} live users failed: {exc}"
+            ctx.fail(NAME, group.variant, group.failed)
+            ctx.skip(len(steps))
+            continue
+        live = int(row["live_sessions"])
+        rows.append(row)
+        write_csv(path, COLUMNS, rows)
+        for step in steps:
+            given = credentials(ctx, group, step, seeded, spec)
+            spread = given.last - given.first + 1 if isinstance(given, Derived) \
+                else len(given.read_text().splitlines())
+            ctx.measure(group, step, credentials=given,
+                        info={"live_sessions_before": live, "spread_over": spread})
+
+
+def credentials(ctx: Context, group: Group, step: Planned, seeded: dict[str, Any] | None,
+                spec: Section) -> Path | Derived:
+    """Every seeded session, derived (uniform or hot set), or the real users' file."""
+    users = step.info["distribution"]
+    if users == "logged-in" or seeded is None:
+        return ctx.credentials(group)
+    template = f"Cookie: {registry.SESSION_COOKIE}={seeded['salt']}{{id}}"
+    return Derived(template, int(seeded["first"]), int(seeded["last"]),
+                   spec.zipf if users == "zipf" else 0.0)
 
 
 def stored_in(name: str) -> str:
@@ -121,8 +202,10 @@ def stored_in(name: str) -> str:
     return "redis" if spec.denylist == "redis" else spec.state
 
 
-def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str, Any]:
-    """Seed `add` more live users into the group's first server; its memory after."""
+def grow(ctx: Context, group: Group, add: int, size: int, rep: int, remedy: str = ""
+         ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Seed `add` more live users into the group's first server: its memory after, and how
+    to derive the seeded sessions' ids (None where there are none to present)."""
     url = group.urls[0]
     request = urllib.request.Request(
         url + "/admin/seed", method="POST",
@@ -132,10 +215,12 @@ def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str,
     with urllib.request.urlopen(request, timeout=600) as answer:
         seeded = json.load(answer)
     seconds = time.perf_counter() - started
-    ctx.seed_seconds.setdefault(group.variant, {})[size] = seconds
+    arm = f"{group.variant} + {remedy}" if remedy else group.variant
+    ctx.seed_seconds.setdefault(arm, {})[size] = seconds
     time.sleep(0.5)  # let the allocator settle before reading memory
     server = psutil.Process(group.servers[0].child.pid)
-    row: dict[str, Any] = {"variant": group.variant, "repetition": rep, "size": size,
+    row: dict[str, Any] = {"variant": group.variant, "remedy": remedy, "repetition": rep,
+                           "size": size,
                            "live_sessions": seeded["live_sessions"],
                            "seed_seconds": round(seconds, 4),
                            "server_rss_bytes": server.memory_info().rss}
@@ -143,4 +228,4 @@ def grow(ctx: Context, group: Group, add: int, size: int, rep: int) -> dict[str,
         figures = redis_figures(group.redis.client())
         row["redis_used_memory_bytes"] = figures["redis_used_memory_bytes"]
         row["redis_keys"] = figures["redis_keys"]
-    return row
+    return row, seeded.get("seeded_ids")

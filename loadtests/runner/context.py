@@ -271,13 +271,16 @@ class Context:
             self.measure(group, planned)
 
     def measure(self, group: Group, planned: Planned, *, info: dict[str, Any] | None = None,
-                during: Callable[[float], None] | None = None) -> MeasurementRecord | None:
+                during: Callable[[float], None] | None = None,
+                credentials: Path | loadgen.Derived | None = None
+                ) -> MeasurementRecord | None:
         """One run of the planned generator against a group, sampled; its record (None if
         skipped).
 
         `info` adds details known only now (the live sessions before it). `during`, if
         given, is called about ten times a second with the seconds since the generator
-        started (the outage experiment stops and restarts Redis from there).
+        started (the outage experiment stops and restarts Redis from there). `credentials`
+        are the fast generator's (default: the group's logged-in users, `credentials()`).
         """
         label, repetition = planned.label, planned.repetition
         self.describe(f"{planned.experiment} · {group.variant} · {label} · rep {repetition}")
@@ -301,7 +304,7 @@ class Context:
             info={**planned.info, **(info or {})})
         if planned.generator == loadgen.NAME:
             argv = loadgen.command(
-                group.servers[0].port, self.credentials(group),
+                group.servers[0].port, credentials or self.credentials(group),
                 folder / LOADGEN_OUTPUT, rate=planned.rate, connections=planned.users,
                 duration=planned.duration, warmup=warmup)
         else:

@@ -123,7 +123,7 @@ def test_report_files_and_charts(run_copy: Path) -> None:
     summary = json.loads((run_copy / "summary.json").read_text())
     assert summary["variants"]
     charts = sorted((run_copy / "charts").glob("*.png"))
-    assert len(charts) == 8
+    assert len(charts) == 9
     for chart in charts:
         assert chart.stat().st_size > 5_000, chart
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,7 +132,7 @@ def test_report_files_and_charts(run_copy: Path) -> None:
         assert f"charts/{chart.name}" in markdown
     assert "Threats to validity" in markdown and "Verdict" in markdown
     html = (run_copy / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 8
+    assert html.count("data:image/png;base64,") == 9
     assert "src=\"charts/" not in html  # self-contained
 
 
@@ -173,7 +173,7 @@ def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path
          "--v=0", "--virtual-time-budget=5000", "--dump-dom", target.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "<title>decoded:8/8</title>" in done.stdout
+    assert "<title>decoded:9/9</title>" in done.stdout
     console_errors = [line for line in done.stderr.splitlines()
                       if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
     assert not console_errors

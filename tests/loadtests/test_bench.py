@@ -248,9 +248,8 @@ experiments = ["population", "wire"]
 sizes = [1000, 200000000]
 variants = ["session-memory"]
 rate = 50
-users = 2
 duration_s = 1
-pool_size = 20
+saturation_s = 0.5
 """
 
 
@@ -268,7 +267,7 @@ def test_a_failed_experiment_is_one_row_and_the_run_goes_on(tmp_path: Path) -> N
     assert "seeding 200,000,000 live users failed" in failure["reason"]
     assert "choose smaller [population] sizes" in failure["reason"]
     # What came before it was kept, and the next experiment ran.
-    assert (run / "raw" / "population" / "session-memory" / "n1000-rep1" /
+    assert (run / "raw" / "population" / "session-memory" / "n1000-flat-rep1" /
             "measurement.json").exists()
     with open(run / "raw" / "wire.csv", newline="") as fh:
         assert {r["variant"] for r in csv.DictReader(fh)} == {"session-memory", "jwt-hs256"}

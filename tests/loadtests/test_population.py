@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from loadtests.experiments.population import DoesNotFit, bytes_per_user, check_fits
+from loadtests.experiments import load_profile
+from loadtests.experiments.population import (
+    DoesNotFit,
+    bytes_per_user,
+    check_fits,
+    distributions,
+    plan,
+)
 
 
 def test_a_population_step_that_does_not_fit_in_memory_is_refused() -> None:
@@ -21,3 +30,29 @@ def test_a_population_step_that_does_not_fit_in_memory_is_refused() -> None:
                                          r"\(1050 B each\), more than 80% of the 24\.0 GiB"):
         check_fits("process", 90_000_000, rows, 24 * 2**30)
     check_fits("client", 10**9, [], 2**30)
+
+
+def test_each_step_is_measured_flat_out_then_over_all_live_users() -> None:
+    """Session stores: flat out, then the common rate over all N seeded sessions uniformly
+    and over a hot set; the others over the logged-in users (their N entries, if any, are
+    nothing a client presents). All with the fast generator."""
+    ctx = SimpleNamespace(profile=load_profile("smoke"))
+    planned = plan(ctx)  # type: ignore[arg-type]
+    labels = {(p.variant, p.label) for p in planned}
+    assert {("session-memory", "n1000-flat"), ("session-memory", "n1000-uniform"),
+            ("session-memory", "n1000-zipf"), ("session-redis", "n10000-zipf"),
+            ("jwt-hs256", "n1000-flat"), ("jwt-hs256", "n1000-logged-in")} <= labels
+    assert ("jwt-hs256", "n1000-zipf") not in labels
+    assert all(p.generator == "loadgen" for p in planned)
+    flat = next(p for p in planned if p.label == "n1000-flat" and p.variant == "session-redis")
+    assert flat.rate == 0 and flat.info == {"population": 1000, "distribution": "uniform",
+                                            "phase": "saturation"}
+    zipf = next(p for p in planned if p.label == "n10000-zipf")
+    assert zipf.rate == 200 and zipf.info["phase"] == "common"
+    assert distributions("session-cookie", ctx.profile.population) == ["logged-in"]
+    # The remedy beside the plain store: session-memory again, every step, its own labels.
+    frozen = [p for p in planned if p.info.get("remedy") == "gc.freeze"]
+    assert {p.variant for p in frozen} == {"session-memory"}
+    assert sorted(p.label for p in frozen) == sorted(
+        "freeze-" + p.label for p in planned
+        if p.variant == "session-memory" and "remedy" not in p.info)
