@@ -251,9 +251,9 @@ class Measurement:
         """The server's garbage-collector pauses over the measurement (warm-up included),
         from its /metrics (replica 0): how many, how long in all, how many full ones, and
         the longest, when the longest the server has ever had came during it (NaN when an
-        earlier one, a seeding say, was longer)."""
+        earlier one, a seeding say, was longer); and that longest ever, seeding included."""
         figures = {"gc_pauses": np.nan, "gc_pause_ms": np.nan, "gc_full_pauses": np.nan,
-                   "gc_longest_pause_ms": np.nan}
+                   "gc_longest_pause_ms": np.nan, "gc_longest_ever_ms": np.nan}
         samples = self.samples
         if samples.empty or "gc_pauses" not in samples:
             return figures
@@ -266,6 +266,7 @@ class Measurement:
         figures["gc_full_pauses"] = float(end["gc_full_pauses"] - start["gc_full_pauses"])
         if end["gc_longest_pause_seconds"] > start["gc_longest_pause_seconds"]:
             figures["gc_longest_pause_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
+        figures["gc_longest_ever_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
         return figures
 
     def row(self, run_path: Path) -> dict[str, Any]:

@@ -178,13 +178,16 @@ def population_curve(run: Run) -> pd.DataFrame:
             "gc_pause_ms": float(group["gc_pause_ms"].max()),
             "gc_full_pauses": float(group["gc_full_pauses"].max()),
             "gc_longest_pause_ms": float(group["gc_longest_pause_ms"].max()),
-            "order": order[variant]}
+            "gc_longest_ever_ms": float(group["gc_longest_ever_ms"].max()),
+            "order": order[variant], "phase_order": 0 if phase == SATURATION else 1}
         for p in PERCENTILES:
             shown = requests >= min_count_for(float(p[1:]))
             row[f"{p}_ms"] = float(group[f"latency_us_{p}"].median()) / 1000 if shown else None
         rows.append(row)
-    return pd.DataFrame(rows).sort_values(["order", "remedy", "population", "phase"]).drop(
-        columns="order").reset_index(drop=True)
+    # Each step as it ran: flat out first, then the common rate.
+    return pd.DataFrame(rows).sort_values(
+        ["order", "remedy", "population", "phase_order"]).drop(
+        columns=["order", "phase_order"]).reset_index(drop=True)
 
 
 def cpu_cores(cells: pd.DataFrame) -> pd.Series:
