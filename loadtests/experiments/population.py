@@ -98,9 +98,9 @@ def plan(ctx: Context) -> list[Planned]:
     return planned
 
 
-# What one live user may cost before this run has measured it: above what the reference
-# measured (705 B per session in the process, 367 B in Redis), with room for the allocator
-# and the hash tables growing in steps.
+# What one live user may cost before this run has measured it: above what reference runs
+# measured (about 700 B per session in the process, 367 B in Redis), with room for the
+# allocator and the hash tables growing in steps.
 FIRST_GUESS_BYTES = {"process": 1500.0, "redis": 800.0}
 # Measured costs are taken with this margin, and a step may use this share of the memory
 # available when it starts.
