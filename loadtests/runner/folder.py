@@ -14,8 +14,11 @@ from loadtests.runner import provenance
 from loadtests.runner.profile import Profile
 from servers.variants.registry import REGISTRY
 
-RATE_MODEL = ("open: a fixed total request rate, shared by the Locust users with "
-              "constant_throughput(target / users); requests are recorded only after warm-up")
+RATE_MODEL = ("authscale-loadgen: open at a fixed rate (request k due at start + k / rate, "
+              "timed from then), closed loop flat out (each connection's next request sent "
+              "as its answer arrives); Locust: a fixed total rate shared by its users with "
+              "constant_throughput(target / users), each waiting for its answer; requests "
+              "are recorded only after warm-up")
 
 
 def timestamp() -> str:
