@@ -31,7 +31,8 @@ def build(run_dir: Path, users: float, rps: float, requests_per_day: float,
     summary = summarize(run)
     (run.path / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     charts = all_charts(run, latency_curve(run), run.path / "charts", requests_per_day,
-                        pd.DataFrame(summary["population_curve"]))
+                        pd.DataFrame(summary["population_curve"]),
+                        pd.DataFrame(summary["connections_curve"]))
     primitives = run.csv("raw/primitives.csv")
     blocks = build_blocks(run, summary, charts, primitives, users, rps, requests_per_day,
                           prices or Prices())

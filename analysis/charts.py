@@ -351,11 +351,30 @@ def over_time(run: Run, path: Path) -> Path:
     return _save(fig, path)
 
 
-def population_service(population: pd.DataFrame, run: Run, path: Path) -> Path:
+def population_service(population: pd.DataFrame, connections: pd.DataFrame, run: Run,
+                       path: Path) -> Path:
     """At each number of live users: p99 at the common rate (left; a solid line over all
     users uniformly or the logged-in ones, dashed over a hot set) and what the server served
-    flat out (right); a remedy's run with squares."""
-    fig, (tail, flat) = plt.subplots(1, 2, figsize=(13, 5))
+    flat out (middle); a remedy's run with squares. Then p99 against connections open at
+    once, each its own user (right)."""
+    fig, (tail, flat, opened) = plt.subplots(1, 3, figsize=(18, 5))
+    for variant in run.variants.ordered(connections["variant"]) if not connections.empty \
+            else []:
+        cells = connections[connections["variant"] == variant].sort_values("connections")
+        opened.plot(cells["connections"], _with_nan(cells, "p99_ms"), "o-",
+                    color=colour(run, variant), label=variant)
+    if connections.empty:
+        _empty(opened, "no connections experiment in this run")
+    else:
+        rate = connections["target_rps"].max()
+        opened.set_title(f"p99 at {rate:,.0f} requests/s against connections open")
+        opened.set_xlabel("connections open at once, each its own user (log)")
+        opened.set_ylabel("p99 (ms)")
+        opened.set_xscale("log")
+        opened.set_ylim(bottom=0)
+        plain(opened)
+        opened.grid(True, which="major", alpha=0.3)
+        opened.legend(fontsize=7)
     if population.empty:
         _empty(tail, "no population experiment measured by the fast generator in this run")
         flat.set_axis_off()
@@ -392,10 +411,11 @@ def population_service(population: pd.DataFrame, run: Run, path: Path) -> Path:
 
 
 def all_charts(run: Run, curve: pd.DataFrame, out: Path, requests_per_day: float,
-               population: pd.DataFrame) -> dict[str, Path]:
+               population: pd.DataFrame, connections: pd.DataFrame) -> dict[str, Path]:
     return {
         "memory": memory_vs_sessions(run, out / "memory_vs_sessions.png"),
-        "population": population_service(population, run, out / "live_users.png"),
+        "population": population_service(population, connections, run,
+                                         out / "live_users.png"),
         "latency": latency_vs_rate(run, curve, out / "latency_vs_rate.png"),
         "auth": auth_cost(run, out / "auth_cost.png"),
         "knee": knee(run, out / "knee.png"),

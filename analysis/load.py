@@ -299,6 +299,9 @@ class Measurement:
             # the remedy its server ran with, if any.
             "distribution": record.info.get("distribution"),
             "remedy": record.info.get("remedy", ""),
+            # The connections experiment's: how many open at once.
+            "connections": record.info.get("connections"),
+            "server_rss_peak_bytes": peak_rss(self.samples),
             "capacity_rps": record.info.get("capacity_rps"),
             "requests": record.requests, "failures": record.failures,
             "unanswered": int(record.info.get("unanswered", 0)),

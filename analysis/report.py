@@ -321,14 +321,24 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
               Block("image", charts["population"], "At each number of live users: p99 at a "
                     "common fixed rate (left; solid: requests spread uniformly over all N "
                     "users, or over 1,000 logged-in users where the N entries are nothing a "
-                    "client presents; dashed: a hot set, a power law over the N users) and "
-                    "what one server core served flat out (right). authscale-loadgen.")]
+                    "client presents; dashed: a hot set, a power law over the N users), "
+                    "what one server core served flat out (middle), and p99 against "
+                    "keep-alive connections open at once, each its own user (right). "
+                    "authscale-loadgen.")]
     population = pd.DataFrame(summary.get("population_curve") or [])
     if population.empty:
-        blocks.append(Block("p", "Not measured with the fast generator in this run (runs "
-                            "before it measured the population's latency with Locust, at a "
-                            "low rate, and reported memory only)."))
-        return blocks
+        blocks.append(Block("p", "Live users not measured with the fast generator in this "
+                            "run (runs before it measured the population's latency with "
+                            "Locust, at a low rate, and reported memory only)."))
+    else:
+        blocks.append(live_users_table(population))
+    connections = pd.DataFrame(summary.get("connections_curve") or [])
+    if not connections.empty:
+        blocks.append(connections_table(connections))
+    return blocks
+
+
+def live_users_table(population: pd.DataFrame) -> Block:
     rows = [[r["variant"] + (f" + {r['remedy']}" if r.get("remedy") else ""),
              f"{r['population']:,}", r["distribution"],
              "flat out" if r["phase"] == "saturation" else f"{r['target_rps']:,.0f}",
@@ -339,7 +349,7 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
              fmt(r.get("gc_longest_ever_ms"), "{:.1f}"),
              fmt(r.get("server_cpu_us_per_request"), "{:.0f}")]
             for r in population.to_dict("records")]
-    blocks.append(table_block(
+    return table_block(
         ("variant", "live users", "requests over", "offered req/s", "served req/s",
          "requests", "p50 ms", "p99 ms", "p99.9 ms", "GC pauses ms", "full collections",
          "new longest GC pause ms", "longest GC pause so far ms", "server CPU µs/request"),
@@ -354,8 +364,25 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
         "pause where it was the longest since the server started; then the longest since "
         "the server started, seeding included (seeding grows the store fastest, and the "
         "collector's full passes over it come then). A percentile only where "
-        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000)."))
-    return blocks
+        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000).")
+
+
+def connections_table(connections: pd.DataFrame) -> Block:
+    rows = [[r["variant"], f"{r['connections']:,}", fmt(r["target_rps"], "{:,.0f}"),
+             fmt(r["achieved_rps"], "{:,.0f}"), f"{r['requests']:,}", f"{r['errors']:,}",
+             fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}"),
+             fmt(r["server_rss_peak_bytes"] / 2**20, "{:,.1f}"),
+             fmt(r.get("bytes_per_connection"), "{:,.0f}")]
+            for r in connections.to_dict("records")]
+    return table_block(
+        ("variant", "connections open", "offered req/s", "served req/s", "requests",
+         "errors", "p50 ms", "p99 ms", "server RSS MiB (peak)", "bytes per connection"), rows,
+        "Users at once as connections: that many keep-alive connections open together, each "
+        "its own user (its own seeded session, or its own logged-in user), the same total "
+        "rate spread over them. Bytes per connection: what the server's peak RSS grew by "
+        "per connection over the fewest measured. Where the connections outnumber the "
+        "window's requests (10,000 connections at 1,000 requests/s for 2 s), nearly every "
+        "request is the first on its connection since it opened.")
 
 
 def capacity_blocks(variants: list[str], figures: dict[str, dict[str, Any]],

@@ -190,6 +190,41 @@ def population_curve(run: Run) -> pd.DataFrame:
         columns=["order", "phase_order"]).reset_index(drop=True)
 
 
+def connections_curve(run: Run) -> pd.DataFrame:
+    """The connections experiment: per variant and number of connections open at once
+    (each its own user), what was served at the fixed rate, its latency (a percentile only
+    with enough requests), errors, and the server's peak RSS with what each connection
+    added to it over the fewest connections measured. Medians over repetitions."""
+    table = run.table
+    if table.empty or "connections" not in table:
+        return pd.DataFrame()
+    cells = table[(table["experiment"] == "connections") & (table["status"] == "ok")]
+    if cells.empty:
+        return pd.DataFrame()
+    rows = []
+    for variant in run.variants.ordered(cells["variant"]):
+        mine = cells[cells["variant"] == variant]
+        fewest = None
+        for count, group in sorted(mine.groupby("connections"), key=lambda kv: kv[0]):
+            requests = int(group["measured_requests"].sum())
+            rss = float(group["server_rss_peak_bytes"].median())
+            fewest = fewest or (int(count), rss)
+            row: dict[str, Any] = {
+                "variant": variant, "connections": int(count), "requests": requests,
+                "target_rps": float(group["target_rps"].median()),
+                "achieved_rps": float(group["achieved_rps"].median()),
+                "errors": int(group["failures"].sum()),
+                "server_rss_peak_bytes": rss,
+                "bytes_per_connection": ((rss - fewest[1]) / (count - fewest[0])
+                                         if count > fewest[0] else None)}
+            for p in PERCENTILES:
+                shown = requests >= min_count_for(float(p[1:]))
+                row[f"{p}_ms"] = float(group[f"latency_us_{p}"].median()) / 1000 \
+                    if shown else None
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def cpu_cores(cells: pd.DataFrame) -> pd.Series:
     """Server plus Redis CPU, in cores, over each cell's measured window."""
     return cells["cpu_total_us_per_request"] * cells["achieved_rps"] / 1e6
@@ -637,6 +672,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "latency_curve": latency_curve(run).to_dict(orient="records"),
         "knee_curve": knee_curve(run).to_dict(orient="records"),
         "population_curve": population_curve(run).to_dict(orient="records"),
+        "connections_curve": connections_curve(run).to_dict(orient="records"),
         "common_rates": run.manifest.get("latency", {}).get("common_rates"),
         "capacities": run.manifest.get("latency", {}).get("capacities"),
         "pairs": pairs,

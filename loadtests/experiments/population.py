@@ -202,18 +202,21 @@ def stored_in(name: str) -> str:
     return "redis" if spec.denylist == "redis" else spec.state
 
 
+def seed(url: str, admin_token: str, count: int) -> dict[str, Any]:
+    """`POST /admin/seed` on one server: its answer (docs/api.md)."""
+    request = urllib.request.Request(
+        url + "/admin/seed", method="POST", data=json.dumps({"count": count}).encode(),
+        headers={"Content-Type": "application/json", "X-Admin-Token": admin_token})
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        return json.load(answer)  # type: ignore[no-any-return]
+
+
 def grow(ctx: Context, group: Group, add: int, size: int, rep: int, remedy: str = ""
          ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Seed `add` more live users into the group's first server: its memory after, and how
     to derive the seeded sessions' ids (None where there are none to present)."""
-    url = group.urls[0]
-    request = urllib.request.Request(
-        url + "/admin/seed", method="POST",
-        data=json.dumps({"count": max(0, add)}).encode(),
-        headers={"Content-Type": "application/json", "X-Admin-Token": ctx.admin_token})
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=600) as answer:
-        seeded = json.load(answer)
+    seeded = seed(group.urls[0], ctx.admin_token, max(0, add))
     seconds = time.perf_counter() - started
     arm = f"{group.variant} + {remedy}" if remedy else group.variant
     ctx.seed_seconds.setdefault(arm, {})[size] = seconds

@@ -272,7 +272,7 @@ class Context:
 
     def measure(self, group: Group, planned: Planned, *, info: dict[str, Any] | None = None,
                 during: Callable[[float], None] | None = None,
-                credentials: Path | loadgen.Derived | None = None
+                credentials: loadgen.Credentials | None = None
                 ) -> MeasurementRecord | None:
         """One run of the planned generator against a group, sampled; its record (None if
         skipped).

@@ -10,7 +10,7 @@
  *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
  *                     [--connections C] [--duration S] [--warmup W]
  *                     (--credentials FILE | --template T --first F --last L [--zipf S])
- *                     --out FILE
+ *                     [--per-connection 1] --out FILE
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
  * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
@@ -53,6 +53,7 @@
 #define MAX_CONN 20000
 
 typedef struct {
+    int index;           /* its place among the connections: its user with --per-connection */
     int fd;
     int busy;            /* a request is in flight */
     double due;          /* when the request in flight was due (s, monotonic) */
@@ -82,7 +83,8 @@ static int epfd;
  * index), the index drawn from --first..--last uniformly or, with --zipf S > 0, from a
  * bounded power law over the ranks (rank r drawn with weight about r^-S; rank 1 is
  * --first), so a hot set of users gets most requests. A fixed seed: every run draws the
- * same sequence. */
+ * same sequence. --per-connection 1: connection i always sends user i instead (the i-th
+ * line of --credentials, or --first + i), so that each connection is its own user. */
 static const char *template_head, *template_tail, *request_path, *request_host;
 static int request_port;
 static long first_id, last_id;
@@ -97,7 +99,10 @@ static double uniform01(void) {  /* xorshift64*: fast, and plenty for picking us
     return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
-static long draw_id(void) {
+static int per_connection;  /* --per-connection: connection i is always user i */
+
+static long draw_id(int connection) {
+    if (per_connection) return first_id + connection % (last_id - first_id + 1);
     double n = (double)(last_id - first_id + 1), u = uniform01();
     double rank;
     if (zipf_s <= 0) rank = 1 + u * n;
@@ -109,10 +114,11 @@ static long draw_id(void) {
     return first_id + r - 1;
 }
 
-static size_t templated_request(void) {
+static size_t templated_request(int connection) {
     int n = snprintf(template_buf, sizeof template_buf,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%016lx%s\r\n\r\n", request_path,
-                     request_host, request_port, template_head, (unsigned long)draw_id(),
+                     request_host, request_port, template_head,
+                     (unsigned long)draw_id(connection),
                      template_tail);
     return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
 }
@@ -146,7 +152,10 @@ static int send_one(conn_t *c, double due) {
     size_t len;
     if (template_head != NULL) {
         req = template_buf;
-        len = templated_request();
+        len = templated_request(c->index);
+    } else if (per_connection) {
+        req = requests[(size_t)c->index % n_requests];
+        len = request_len[(size_t)c->index % n_requests];
     } else {
         req = requests[next_request];
         len = request_len[next_request];
@@ -213,6 +222,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--first")) first_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--last")) last_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--zipf")) zipf_s = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--per-connection")) per_connection = atoi(argv[i + 1]);
         else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
     }
     if (port <= 0 || (cred_path == NULL) == (template == NULL) || out_path == NULL)
@@ -264,8 +274,10 @@ int main(int argc, char **argv) {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     epfd = epoll_create1(0);
     conn_t *conns = calloc((size_t)connections, sizeof *conns);
-    for (int i = 0; i < connections; i++)
+    for (int i = 0; i < connections; i++) {
+        conns[i].index = i;
         if (connect_one(&conns[i]) < 0) die("cannot connect to the server");
+    }
 
     FILE *out = fopen(out_path, "w");
     if (out == NULL) die("cannot write --out");

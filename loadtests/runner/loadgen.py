@@ -133,19 +133,34 @@ class Derived:
                 str(self.last), "--zipf", str(self.zipf)]
 
 
-def command(port: int, credentials: Path | Derived, out: Path, *, rate: float = 0.0,
+@dataclass(frozen=True)
+class PerConnection:
+    """Each connection its own user: connection i always sends the i-th credential (of the
+    file, or of the derived ids from `first`) instead of taking them in turn."""
+
+    credentials: Path | Derived
+
+
+Credentials = Path | Derived | PerConnection
+
+
+def command(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0,
             connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
             path: str = "/items") -> list[str]:
     """The generator's command line against 127.0.0.1:port (closed loop at rate 0), with
-    credentials from a file (one header line each, in turn) or derived."""
-    given = credentials.argv() if isinstance(credentials, Derived) else \
-        ["--credentials", str(credentials)]
+    credentials from a file (one header line each, in turn) or derived, or either bound
+    to the connections."""
+    bound = isinstance(credentials, PerConnection)
+    source = credentials.credentials if isinstance(credentials, PerConnection) else credentials
+    given = source.argv() if isinstance(source, Derived) else ["--credentials", str(source)]
+    if bound:
+        given += ["--per-connection", "1"]
     return [str(build()), "--port", str(port), "--path", path, "--rate", str(rate),
             "--connections", str(connections), "--duration", str(duration),
             "--warmup", str(warmup), *given, "--out", str(out)]
 
 
-def run_load(port: int, credentials: Path | Derived, out: Path, *, rate: float = 0.0,
+def run_load(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0,
              connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
              path: str = "/items", cpus: Iterable[int] | None = None) -> LoadResult:
     """One run of the generator, pinned to `cpus`, waited for; its result."""

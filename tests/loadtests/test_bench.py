@@ -97,7 +97,8 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     measurements = [json.loads(p.read_text()) for p in run.glob("raw/*/*/*/measurement.json")]
     assert len(measurements) == manifest["measurements_planned"]
     experiments = {m["experiment"] for m in measurements}
-    assert experiments == {"latency", "population", "churn", "replicas", "revocation"}
+    assert experiments == {"latency", "population", "connections", "churn", "replicas",
+                           "revocation"}
     for m in measurements:
         folder = run / "raw" / m["experiment"] / m["variant"] / f"{m['label']}-rep{m['repetition']}"
         assert m["status"] == "ok"

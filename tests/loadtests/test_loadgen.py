@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.runner.loadgen import Derived, build, run_load, write_credentials
+from loadtests.runner.loadgen import (
+    Derived,
+    PerConnection,
+    build,
+    run_load,
+    write_credentials,
+)
 from loadtests.runner.processes import ServerHandle, start_server
 from servers.variants.registry import ENV_ADMIN_TOKEN, SESSION_COOKIE
 
@@ -163,6 +169,12 @@ def test_derived_credentials_reach_every_seeded_session_uniformly_or_hot(
 
         every = load(USERS)
         assert every.errors == 0 and every.answered > USERS
+        # Each connection its own user: 8 connections, numbers 995 to 1,002, the last two
+        # beyond the seeded thousand: their connections' requests, about a quarter, fail.
+        bound = run_load(handle.port, PerConnection(Derived(template, 995, 1002)),
+                         tmp_path / "bound.txt", rate=400, connections=8, duration=1.5,
+                         warmup=0.2, cpus=GENERATOR_CPUS)
+        assert 0.15 < bound.errors / bound.answered < 0.35, bound.errors / bound.answered
         uniform, hot = load(1_000_000), load(1_000_000, zipf=1.2)
         assert uniform.errors >= 0.98 * uniform.answered  # 401: not a live session
         valid = 1 - hot.errors / hot.answered
