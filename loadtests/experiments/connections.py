@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import resource
 from dataclasses import dataclass
-from pathlib import Path
 
 from loadtests.experiments.population import derivable, seed
 from loadtests.runner.context import Context, Group, Planned
@@ -96,6 +95,6 @@ def own_users(ctx: Context, group: Group, count: int) -> PerConnection:
         ids = seed(group.urls[0], ctx.admin_token, count)["seeded_ids"]
         template = f"Cookie: {registry.SESSION_COOKIE}={ids['salt']}{{id}}"
         return PerConnection(Derived(template, int(ids["first"]), int(ids["last"])))
-    path = Path(ctx.secrets_dir) / f"connections-{group.variant}.txt"
+    path = ctx.secrets_dir / f"connections-{group.variant}.txt"
     write_credentials(group.urls[0], group.variant, range(1, count + 1), path)
     return PerConnection(path)
