@@ -358,55 +358,51 @@ def population_service(population: pd.DataFrame, connections: pd.DataFrame, run:
     flat out (middle); a remedy's run with squares. Then p99 against connections open at
     once, each its own user (right)."""
     fig, (tail, flat, opened) = plt.subplots(1, 3, figsize=(18, 5))
-    for variant in run.variants.ordered(connections["variant"]) if not connections.empty \
-            else []:
-        cells = connections[connections["variant"] == variant].sort_values("connections")
-        opened.plot(cells["connections"], _with_nan(cells, "p99_ms"), "o-",
-                    color=colour(run, variant), label=variant)
-    if connections.empty:
-        _empty(opened, "no connections experiment in this run")
-    else:
+    if not population.empty:
+        for variant in run.variants.ordered(population["variant"]):
+            rows = population[population["variant"] == variant]
+            for remedy, arm in rows.groupby("remedy", sort=False):
+                name = f"{variant} + {remedy}" if remedy else variant
+                marker = "s" if remedy else "o"  # the remedy: squares
+                common = arm[arm["phase"] == "common"]
+                for distribution, cells in common.groupby("distribution", sort=False):
+                    cells = cells.sort_values("population")
+                    tail.plot(cells["population"], _with_nan(cells, "p99_ms"),
+                              marker + ("--" if distribution == "zipf" else "-"),
+                              color=colour(run, variant), label=f"{name} ({distribution})")
+                saturated = arm[arm["phase"] == "saturation"].sort_values("population")
+                if not saturated.empty:
+                    flat.plot(saturated["population"], saturated["achieved_rps"],
+                              marker + "-", color=colour(run, variant), label=name)
+        rate = population.loc[population["phase"] == "common", "target_rps"].max()
+        tail.set_title(f"p99 at {rate:,.0f} requests/s against live users")
+        tail.set_ylabel("p99 (ms, from each request's due time)")
+        flat.set_title("Served flat out against live users")
+        flat.set_ylabel("requests/s, one server core")
+        for ax in (tail, flat):
+            ax.set_xlabel("live users (log)")
+    if not connections.empty:
+        for variant in run.variants.ordered(connections["variant"]):
+            cells = connections[connections["variant"] == variant].sort_values("connections")
+            opened.plot(cells["connections"], _with_nan(cells, "p99_ms"), "o-",
+                        color=colour(run, variant), label=variant)
         rate = connections["target_rps"].max()
         opened.set_title(f"p99 at {rate:,.0f} requests/s against connections open")
         opened.set_xlabel("connections open at once, each its own user (log)")
         opened.set_ylabel("p99 (ms)")
-        opened.set_xscale("log")
-        opened.set_ylim(bottom=0)
-        plain(opened)
-        opened.grid(True, which="major", alpha=0.3)
-        opened.legend(fontsize=7)
-    if population.empty:
-        _empty(tail, "no population experiment measured by the fast generator in this run")
-        flat.set_axis_off()
-        return _save(fig, path)
-    for variant in run.variants.ordered(population["variant"]):
-        rows = population[population["variant"] == variant]
-        for remedy, arm in rows.groupby("remedy", sort=False):
-            name = f"{variant} + {remedy}" if remedy else variant
-            marker = "s" if remedy else "o"  # the remedy: squares
-            common = arm[arm["phase"] == "common"]
-            for distribution, cells in common.groupby("distribution", sort=False):
-                cells = cells.sort_values("population")
-                tail.plot(cells["population"], _with_nan(cells, "p99_ms"),
-                          marker + ("--" if distribution == "zipf" else "-"),
-                          color=colour(run, variant), label=f"{name} ({distribution})")
-            saturated = arm[arm["phase"] == "saturation"].sort_values("population")
-            if not saturated.empty:
-                flat.plot(saturated["population"], saturated["achieved_rps"], marker + "-",
-                          color=colour(run, variant), label=name)
-    rate = population.loc[population["phase"] == "common", "target_rps"].max()
-    tail.set_title(f"p99 at {rate:,.0f} requests/s against live users")
-    tail.set_ylabel("p99 (ms, from each request's due time)")
-    flat.set_title("Served flat out against live users")
-    flat.set_ylabel("requests/s, one server core")
-    for ax in (tail, flat):
+    for ax in (tail, flat, opened):
+        if not ax.has_data():
+            continue
         ax.set_xscale("log")
-        ax.set_xlabel("live users (log)")
         ax.set_ylim(bottom=0)
         plain(ax)
         ax.grid(True, which="major", alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=7)
+        ax.legend(fontsize=7)
+    if population.empty:
+        _empty(tail, "no population experiment measured by the fast generator in this run")
+        flat.set_axis_off()
+    if connections.empty:
+        _empty(opened, "no connections experiment in this run")
     return _save(fig, path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,17 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
     return latency[latency["target_rps"] == latency["target_rps"].max()]
 
 
+LATENCY_COLUMNS = [f"latency_us_{p}" for p in PERCENTILES]
+
+
+def shown_ms(requests: float, latency: Mapping[str, Any]) -> dict[str, float | None]:
+    """Each percentile in ms, from `latency`'s latency_us_<p> (a table row, or medians),
+    where `requests` are enough for it (stats.min_count_for: 1,000 for p99, 10,000 for
+    p99.9), else None."""
+    return {f"{p}_ms": float(latency[f"latency_us_{p}"]) / 1000
+            if requests >= min_count_for(float(p[1:])) else None for p in PERCENTILES}
+
+
 def knee_curve(run: Run) -> pd.DataFrame:
     """Each variant at fractions of its own capacity (one cell each): what it served, its
     latency (a percentile only where the cell holds enough requests), its CPU."""
@@ -143,9 +155,7 @@ def knee_curve(run: Run) -> pd.DataFrame:
         row["gc_pause_ms"] = r.get("gc_pause_ms")
         row["requests"] = int(r["measured_requests"])
         row["capacity_rps"] = r.get("capacity_rps")
-        for p in PERCENTILES:
-            shown = r["measured_requests"] >= min_count_for(float(p[1:]))
-            row[f"{p}_ms"] = r[f"latency_us_{p}"] / 1000 if shown else None
+        row.update(shown_ms(r["measured_requests"], r))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -180,9 +190,7 @@ def population_curve(run: Run) -> pd.DataFrame:
             "gc_longest_pause_ms": float(group["gc_longest_pause_ms"].max()),
             "gc_longest_ever_ms": float(group["gc_longest_ever_ms"].max()),
             "order": order[variant], "phase_order": 0 if phase == SATURATION else 1}
-        for p in PERCENTILES:
-            shown = requests >= min_count_for(float(p[1:]))
-            row[f"{p}_ms"] = float(group[f"latency_us_{p}"].median()) / 1000 if shown else None
+        row.update(shown_ms(requests, group[LATENCY_COLUMNS].median()))
         rows.append(row)
     # Each step as it ran: flat out first, then the common rate.
     return pd.DataFrame(rows).sort_values(
@@ -217,10 +225,7 @@ def connections_curve(run: Run) -> pd.DataFrame:
                 "server_rss_peak_bytes": rss,
                 "bytes_per_connection": ((rss - fewest[1]) / (count - fewest[0])
                                          if count > fewest[0] else None)}
-            for p in PERCENTILES:
-                shown = requests >= min_count_for(float(p[1:]))
-                row[f"{p}_ms"] = float(group[f"latency_us_{p}"].median()) / 1000 \
-                    if shown else None
+            row.update(shown_ms(requests, group[LATENCY_COLUMNS].median()))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ class ContainerChild(Child):
             self.host_pid = int(pid)
         return self.host_pid
 
-    def stop(self, sig: int = 15) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.popen.poll() is None:
             self.engine("stop", "-t", str(int(STOP_GRACE_SECONDS)), self.container,
                         check=False, timeout=STOP_GRACE_SECONDS + 30)
@@ -119,7 +120,7 @@ class ContainerSupervisor(Supervisor):
         try:
             wait_until(lambda: bool(child.running_pid()), child, 60, name)
             if service not in self.limits:
-                self.limits[service] = inspect_limits(self.engine, name)
+                self.limits[service] = limits_of(inspect(self.engine, name))
         except BaseException:
             self.stop(child)
             raise
@@ -182,9 +183,6 @@ class ContainerSupervisor(Supervisor):
         self.redis_names.pop(handle.url, None)
         super().stop_redis(handle)
 
-    def containers(self) -> list[str]:
-        return [c.container for c in self._children if isinstance(c, ContainerChild)]
-
 
 def check_pinning(server_cpus: Iterable[int], redis_cpus: Iterable[int]) -> None:
     """The compose file's CPU sets are the native runner's pinning, or figures would not
@@ -197,9 +195,14 @@ def check_pinning(server_cpus: Iterable[int], redis_cpus: Iterable[int]) -> None
                                f"{limits['cpuset']}, the runner to CPU {wanted}")
 
 
-def inspect_limits(engine: Engine, container: str) -> dict[str, Any]:
+def inspect(engine: Engine, container: str) -> dict[str, Any]:
+    """What the engine says of a container (`inspect`)."""
+    return json.loads(engine("inspect", container).stdout)[0]  # type: ignore[no-any-return]
+
+
+def limits_of(inspected: dict[str, Any]) -> dict[str, Any]:
     """The CPU quota, CPU set and memory limit the engine applied to a container."""
-    host = json.loads(engine("inspect", container).stdout)[0]["HostConfig"]
+    host = inspected["HostConfig"]
     return {"cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
             "cpuset": host.get("CpusetCpus") or None,
             "memory_bytes": host.get("Memory") or None}

@@ -36,6 +36,7 @@ from typing import Any
 
 from loadtests.atomic import write_json, write_text
 from loadtests.compose import COMPOSE_FILE, SERVER_PORT, service_name
+from loadtests.containers import ContainerSupervisor, check_pinning, inspect, limits_of
 from loadtests.runner import loadgen
 from loadtests.runner.context import Pinning
 from loadtests.runner.folder import now_iso, timestamp
@@ -270,14 +271,9 @@ def started(eng: Engine, service: str, port: int) -> Service:
     """A running service: its host-side URL (the published port), the host PID of its main
     process, and the limits the engine reports for it."""
     published = eng.compose("port", service, str(port)).stdout.strip().rsplit(":", 1)[1]
-    container = eng.compose("ps", "-q", service).stdout.split()[0]
-    inspected = json.loads(eng("inspect", container).stdout)[0]
-    host = inspected["HostConfig"]
-    limits = {"cpus": (host.get("NanoCpus") or 0) / 1e9 or None,
-              "cpuset": host.get("CpusetCpus") or None,
-              "memory_bytes": host.get("Memory") or None}
+    inspected = inspect(eng, eng.compose("ps", "-q", service).stdout.split()[0])
     return Service(service, f"http://127.0.0.1:{published}", int(inspected["State"]["Pid"]),
-                   limits)
+                   limits_of(inspected))
 
 
 def interrupted(signum: int, frame: object) -> None:
@@ -343,8 +339,9 @@ def smoke(out_dir: Path) -> int:
     variant natively and in its container, run Locust distributed (master and a worker in
     containers), run the compose profile through the runner with its servers in
     containers, down; a run folder with what was found."""
-    cores = sorted(os.sched_getaffinity(0))
-    server_cpus, generator_cpus = {cores[0]}, set(cores[1:]) or {cores[0]}
+    # The runner's own pinning, taken before its run pins this process to the generator's core.
+    pinning = Pinning.for_this_machine()
+    server_cpus, generator_cpus = set(pinning.server_cpus), set(pinning.generator_cpus)
     folder = out_dir / f"{timestamp()}-compose-smoke"
     folder.mkdir(parents=True)
     manifest: dict[str, Any] = {"run_id": folder.name, "started_at": now_iso(),
@@ -389,7 +386,7 @@ def smoke(out_dir: Path) -> int:
             manifest["comparison"] = {"variant": variant, "rows": rows}
             manifest["distributed"] = distributed_locust(eng)
             eng.compose("stop", "-t", "5", timeout=300)
-            manifest["profile_run"] = profile_run(eng, images, out_dir)
+            manifest["profile_run"] = profile_run(eng, images, out_dir, pinning)
             manifest["status"] = "complete"
         except KeyboardInterrupt:
             manifest["status"] = "incomplete"
@@ -417,13 +414,13 @@ def smoke(out_dir: Path) -> int:
 PROFILE = "compose"
 
 
-def profile_run(eng: Engine, images: Images, out_dir: Path) -> dict[str, Any]:
+def profile_run(eng: Engine, images: Images, out_dir: Path, pinning: Pinning
+                ) -> dict[str, Any]:
     """The compose profile through the runner's own code (loadtests.bench: its run folder,
     manifest and report), its servers and Redis in containers of this stack."""
     from loadtests import bench  # the runner; imported here, the stack's other commands
-    from loadtests.containers import ContainerSupervisor, check_pinning  # do not need
+    # do not need it
 
-    pinning = Pinning.for_this_machine()  # the runner's, before it pins itself
     check_pinning(pinning.server_cpus, pinning.redis_cpus)
 
     def supervisor(log_dir: Path) -> ContainerSupervisor:

@@ -19,7 +19,6 @@ from loadtests.experiments.population import derivable, seed
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
 from loadtests.runner.loadgen import Derived, PerConnection, write_credentials
-from servers.variants import registry
 
 NAME = "connections"
 RUNS_BY_DEFAULT = True
@@ -93,8 +92,7 @@ def own_users(ctx: Context, group: Group, count: int) -> PerConnection:
     logged in, one credential each."""
     if derivable(group.variant):
         ids = seed(group.urls[0], ctx.admin_token, count)["seeded_ids"]
-        template = f"Cookie: {registry.SESSION_COOKIE}={ids['salt']}{{id}}"
-        return PerConnection(Derived(template, int(ids["first"]), int(ids["last"])))
+        return PerConnection(Derived.seeded_sessions(ids))
     path = ctx.secrets_dir / f"connections-{group.variant}.txt"
     write_credentials(group.urls[0], group.variant, range(1, count + 1), path)
     return PerConnection(path)

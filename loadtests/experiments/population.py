@@ -178,7 +178,7 @@ def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any
         write_csv(path, COLUMNS, rows)
         for step in steps:
             given = credentials(ctx, group, step, seeded, spec)
-            spread = given.last - given.first + 1 if isinstance(given, Derived) \
+            spread = given.users if isinstance(given, Derived) \
                 else len(given.read_text().splitlines())
             ctx.measure(group, step, credentials=given,
                         info={"live_sessions_before": live, "spread_over": spread})
@@ -190,9 +190,7 @@ def credentials(ctx: Context, group: Group, step: Planned, seeded: dict[str, Any
     users = step.info["distribution"]
     if users == "logged-in" or seeded is None:
         return ctx.credentials(group)
-    template = f"Cookie: {registry.SESSION_COOKIE}={seeded['salt']}{{id}}"
-    return Derived(template, int(seeded["first"]), int(seeded["last"]),
-                   spec.zipf if users == "zipf" else 0.0)
+    return Derived.seeded_sessions(seeded, spec.zipf if users == "zipf" else 0.0)
 
 
 def stored_in(name: str) -> str:

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from hdrh.histogram import HdrHistogram
@@ -28,6 +29,7 @@ from loadtests.hdrfiles import (
 )
 from loadtests.runner.processes import REPO_ROOT, ProcessError, spawn
 from loadtests.runner.verify import log_in
+from servers.variants.registry import SESSION_COOKIE
 
 SOURCE = Path(__file__).with_name("loadgen.c")
 BINARY = REPO_ROOT / "build" / "authscale-loadgen"
@@ -127,6 +129,17 @@ class Derived:
     first: int
     last: int
     zipf: float = 0.0
+
+    @classmethod
+    def seeded_sessions(cls, ids: dict[str, Any], zipf: float = 0.0) -> Derived:
+        """Every session a server seeded, from the `seeded_ids` its /admin/seed gave (a
+        salt, then each session's number: docs/api.md), in the session cookie."""
+        return cls(f"Cookie: {SESSION_COOKIE}={ids['salt']}{{id}}", int(ids["first"]),
+                   int(ids["last"]), zipf)
+
+    @property
+    def users(self) -> int:
+        return self.last - self.first + 1
 
     def argv(self) -> list[str]:
         return ["--template", self.template, "--first", str(self.first), "--last",

@@ -26,7 +26,7 @@ from loadtests.runner.loadgen import (
     write_credentials,
 )
 from loadtests.runner.processes import ServerHandle, start_server
-from servers.variants.registry import ENV_ADMIN_TOKEN, SESSION_COOKIE
+from servers.variants.registry import ENV_ADMIN_TOKEN
 
 # Real processes for seconds at a time: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -160,7 +160,7 @@ def test_derived_credentials_reach_every_seeded_session_uniformly_or_hot(
             headers={"Content-Type": "application/json", "X-Admin-Token": token})
         with urllib.request.urlopen(request) as answer:
             ids = json.load(answer)["seeded_ids"]
-        template = f"Cookie: {SESSION_COOKIE}={ids['salt']}{{id}}"
+        template = Derived.seeded_sessions(ids).template
 
         def load(last: int, zipf: float = 0.0):
             return run_load(handle.port, Derived(template, 1, last, zipf),
