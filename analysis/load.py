@@ -269,6 +269,15 @@ class Measurement:
         figures["gc_longest_ever_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
         return figures
 
+    def login_figures(self) -> dict[str, float]:
+        """The logins' latency in this measurement: count, p99 and longest (µs)."""
+        logins = self.decoded.get((WRITE_REQUESTS[0], "latency"))
+        if logins is None or not logins.get_total_count():
+            return {"login_requests": 0, "login_us_p99": np.nan, "login_us_max": np.nan}
+        return {"login_requests": logins.get_total_count(),
+                "login_us_p99": float(logins.get_value_at_percentile(99)),
+                "login_us_max": float(logins.get_max_value())}
+
     def row(self, run_path: Path) -> dict[str, Any]:
         """Its latency, auth, throughput and CPU figures (one row of Run.table)."""
         record = self.record
@@ -321,6 +330,9 @@ class Measurement:
             # The server's core(s) taken by the hypervisor in the window (steal), percent.
             "server_core_steal_percent": (steal_seconds * 100 / seconds
                                           if seconds and seconds > 0 else np.nan),
+            # Logins beside the reads (the population's churn; Locust's login scenarios):
+            # how many were measured, their p99 and the longest.
+            **self.login_figures(),
             "generator": record.generator,
             "generator_cpu_max": self.generator_cpu_max(),
             "folder": str(self.folder.relative_to(run_path)),

@@ -347,12 +347,13 @@ def live_users_table(population: pd.DataFrame) -> Block:
              fmt(r.get("p99.9_ms"), "{:.2f}"), fmt(r.get("gc_pause_ms"), "{:.1f}"),
              fmt(r.get("gc_full_pauses"), "{:.0f}"), fmt(r.get("gc_longest_pause_ms"), "{:.1f}"),
              fmt(r.get("gc_longest_ever_ms"), "{:.1f}"),
-             fmt(r.get("server_cpu_us_per_request"), "{:.0f}")]
+             fmt(r.get("server_cpu_us_per_request"), "{:.0f}"), logins_cell(r)]
             for r in population.to_dict("records")]
     return table_block(
         ("variant", "live users", "requests over", "offered req/s", "served req/s",
          "requests", "p50 ms", "p99 ms", "p99.9 ms", "GC pauses ms", "full collections",
-         "new longest GC pause ms", "longest GC pause so far ms", "server CPU µs/request"),
+         "new longest GC pause ms", "longest GC pause so far ms", "server CPU µs/request",
+         "logins: count, p99 / longest ms"),
         rows,
         "A variant `+ gc.freeze` is the remedy beside the plain store: its server froze "
         "what the collector tracked after each seed (`--gc-freeze`). "
@@ -364,7 +365,18 @@ def live_users_table(population: pd.DataFrame) -> Block:
         "pause where it was the longest since the server started; then the longest since "
         "the server started, seeding included (seeding grows the store fastest, and the "
         "collector's full passes over it come then). A percentile only where "
-        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000).")
+        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000). Logins: at "
+        "the common rate a share of the requests are logins (POST /login, each a new "
+        "session or token), so the store grows while it serves; the latency columns are "
+        "the reads', the last column the logins' (their p99 from 1,000 logins).")
+
+
+def logins_cell(row: dict[str, Any]) -> str:
+    """A step's logins: how many, their p99 (where enough) and the longest, in ms."""
+    if not row.get("logins"):
+        return "–"
+    return (f"{row['logins']:,}, {fmt(row.get('login_p99_ms'), '{:.2f}')} / "
+            f"{fmt(row.get('login_max_ms'), '{:.1f}')}")
 
 
 def connections_table(connections: pd.DataFrame) -> Block:

@@ -160,6 +160,18 @@ def knee_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def login_churn(cells: pd.DataFrame) -> dict[str, float | None]:
+    """The logins sent beside a step's reads: how many (all repetitions), their p99 where
+    there are enough of them for it, and the longest one (ms)."""
+    if "login_requests" not in cells:  # a run from before the population's churn
+        return {"logins": 0, "login_p99_ms": None, "login_max_ms": None}
+    logins = int(cells["login_requests"].fillna(0).sum())
+    enough = logins >= min_count_for(99)
+    return {"logins": logins,
+            "login_p99_ms": float(cells["login_us_p99"].median()) / 1000 if enough else None,
+            "login_max_ms": float(cells["login_us_max"].max()) / 1000 if logins else None}
+
+
 def population_curve(run: Run) -> pd.DataFrame:
     """The population experiment's fast-generator cells: at each number of live users, flat
     out and at the common rate (over all N seeded sessions, uniformly or a hot set, or over
@@ -190,6 +202,7 @@ def population_curve(run: Run) -> pd.DataFrame:
             "gc_longest_pause_ms": float(group["gc_longest_pause_ms"].max()),
             "gc_longest_ever_ms": float(group["gc_longest_ever_ms"].max()),
             "order": order[variant], "phase_order": 0 if phase == SATURATION else 1}
+        row.update(login_churn(group))
         row.update(shown_ms(requests, group[LATENCY_COLUMNS].median()))
         rows.append(row)
     # Each step as it ran: flat out first, then the common rate.

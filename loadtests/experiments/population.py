@@ -1,13 +1,15 @@
 """Live users grown step by step (`POST /admin/seed`): server RSS and Redis memory against the
 count, and at each size what the server serves, with the fast generator.
 
-At each step: flat out (closed loop: the capacity at that population), then a common fixed
-rate. Where the seeded users are sessions a client can present (session-memory,
-session-redis), requests spread over all N of them, their ids derived from the salt
-`/admin/seed` gives (loadgen.Derived): uniformly, and with a power law over the users (a hot
-set, `zipf`); elsewhere over the 1,000 real logged-in users' credentials (the stateless
-variants keep nothing per user; the revocable token's N entries are revoked ids, which no
-client presents). Every measurement records the server's garbage-collector pauses.
+At each step: flat out (closed loop: the capacity at that population, reads only), then a
+common fixed rate with login churn alongside (a share of the requests are logins, so the
+store grows and the garbage collector runs as it would in service). Where the seeded users
+are sessions a client can present (session-memory, session-redis), the reads spread over
+all N of them, their ids derived from the salt `/admin/seed` gives (loadgen.Derived):
+uniformly, and with a power law over the users (a hot set, `zipf`); elsewhere over the
+1,000 real logged-in users' credentials (the stateless variants keep nothing per user; the
+revocable token's N entries are revoked ids, which no client presents). Every measurement
+records the server's garbage-collector pauses.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psutil
 from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
-from loadtests.runner.loadgen import Derived
+from loadtests.runner.loadgen import Derived, Logins
 from loadtests.runner.sampler import redis_figures
 from servers.variants import registry
 
@@ -44,6 +46,8 @@ class Section:
     saturation_s: float = 1.0  # flat out (closed loop) at each step, first
     zipf: float = 1.1  # the hot set's exponent; 0: uniform only
     warmup_s: float = 0.5  # the fast generator's, before each window
+    # At the common rate, this share of the requests are logins (0: reads only).
+    login_share: float = 0.0
     # Variants measured a second time with the remedy beside the plain store: their server
     # started with --gc-freeze (the seeded sessions out of the garbage collector's reach).
     remedy: tuple[str, ...] = ()
@@ -77,6 +81,8 @@ def remedies(name: str, spec: Section) -> list[str]:
 
 def plan(ctx: Context) -> list[Planned]:
     spec: Section = ctx.profile.population
+    logins = Logins.at_share(spec.login_share, ctx.profile.login_users)
+    churn = {"login_share": logins.share} if logins else {}
     planned = []
     for variant in ctx.profile.variants_for(NAME):
         for remedy in remedies(variant, spec):
@@ -90,9 +96,10 @@ def plan(ctx: Context) -> list[Planned]:
                     planned += [
                         Planned(NAME, variant, f"{prefix}n{size}-{label}", rep, "read", rate,
                                 spec.connections, seconds, generator=LOADGEN,
-                                warmup=spec.warmup_s,
+                                warmup=spec.warmup_s, logins=logins if rate else None,
                                 info={"population": size, "distribution": users,
                                       "phase": "saturation" if not rate else "common",
+                                      **(churn if rate else {}),
                                       **({"remedy": remedy} if remedy else {})})
                         for label, users, rate, seconds in steps]
     return planned

@@ -103,6 +103,7 @@ class Planned:
     info: dict[str, Any] = field(default_factory=dict, compare=False)
     generator: str = "locust"
     warmup: float | None = None  # None: the profile's
+    logins: loadgen.Logins | None = None  # the fast generator's login churn, if any
 
 
 @dataclass
@@ -306,7 +307,7 @@ class Context:
             argv = loadgen.command(
                 group.servers[0].port, credentials or self.credentials(group),
                 folder / LOADGEN_OUTPUT, rate=planned.rate, connections=planned.users,
-                duration=planned.duration, warmup=warmup)
+                duration=planned.duration, warmup=warmup, logins=planned.logins)
         else:
             hosts = ("--hosts", ",".join(group.urls)) if len(group.urls) > 1 else ()
             argv = locust_command(

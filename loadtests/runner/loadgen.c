@@ -10,7 +10,7 @@
  *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
  *                     [--connections C] [--duration S] [--warmup W]
  *                     (--credentials FILE | --template T --first F --last L [--zipf S])
- *                     [--per-connection 1] --out FILE
+ *                     [--per-connection 1] [--login-every K --login-users U] --out FILE
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
  * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
@@ -21,7 +21,8 @@
  * ..."; an empty line for none); requests take them in turn. The output holds one line per
  * request due in the measured window (after the warm-up): "<due, ms since the end of the
  * warm-up> <latency in us> <HTTP status> <the server's auth time in us, from its
- * Server-Timing header; -1 without one>". A request still unanswered when the window ends
+ * Server-Timing header; -1 without one> <0 for a read, 1 for a login>". A request still
+ * unanswered when the window ends
  * gets status 0 and the latency it had reached by then (a lower bound), so an overloaded
  * server's queue is counted, not dropped. Two lines come first: "# sent answered errors
  * late unanswered seconds cpu_seconds measure_from_epoch" and their values (cpu_seconds:
@@ -30,6 +31,11 @@
  * that arrived inside the window, whenever they were due: the throughput, which "answered"
  * (requests due in the window and answered by its end) undercounts when answers lag.
  * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
+ *
+ * --login-every K: every K-th request sent is a login instead of a read (POST /login as
+ * user<k> with password pw-<k>, k = 1..U in turn: the servers' user table), so the server's
+ * credential store grows while it serves, as in service. The credential it issues is not
+ * used: logins go at a fixed share of the requests, whoever the readers are.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +62,7 @@ typedef struct {
     int index;           /* its place among the connections: its user with --per-connection */
     int fd;
     int busy;            /* a request is in flight */
+    int login;           /* ... and it is a login */
     double due;          /* when the request in flight was due (s, monotonic) */
     char in[BUF];
     size_t have;
@@ -123,6 +130,20 @@ static size_t templated_request(int connection) {
     return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
 }
 
+static long login_every, login_users, logins_sent, reads_sent;
+static char login_buf[512];
+
+static size_t login_request(void) {
+    long k = logins_sent % login_users + 1;
+    char body[128];
+    int b = snprintf(body, sizeof body, "{\"username\": \"user%ld\", \"password\": \"pw-%ld\"}",
+                     k, k);
+    int n = snprintf(login_buf, sizeof login_buf,
+                     "POST /login HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n%s", request_host, request_port, b, body);
+    return n > 0 && (size_t)n < sizeof login_buf ? (size_t)n : 0;
+}
+
 static int connect_one(conn_t *c) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) return -1;
@@ -150,7 +171,11 @@ static void reconnect(conn_t *c) {
 static int send_one(conn_t *c, double due) {
     const char *req;
     size_t len;
-    if (template_head != NULL) {
+    int login = login_every > 0 && (logins_sent + reads_sent + 1) % login_every == 0;
+    if (login) {
+        req = login_buf;
+        len = login_request();
+    } else if (template_head != NULL) {
         req = template_buf;
         len = templated_request(c->index);
     } else if (per_connection) {
@@ -163,6 +188,9 @@ static int send_one(conn_t *c, double due) {
     }
     ssize_t put = send(c->fd, req, len, MSG_NOSIGNAL);
     if (put != (ssize_t)len) return -1;
+    if (login) logins_sent++;
+    else reads_sent++;
+    c->login = login;
     c->busy = 1;
     c->due = due;
     return 0;
@@ -223,6 +251,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--last")) last_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--zipf")) zipf_s = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--per-connection")) per_connection = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--login-every")) login_every = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--login-users")) login_users = atol(argv[i + 1]);
         else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
     }
     if (port <= 0 || (cred_path == NULL) == (template == NULL) || out_path == NULL)
@@ -231,6 +261,8 @@ int main(int argc, char **argv) {
         die("load goes to loopback only: --host 127.0.0.1");
     if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
     if (duration <= 0 || warmup < 0 || rate < 0) die("--duration > 0, --warmup >= 0, --rate >= 0");
+    if (login_every < 0 || login_every == 1 || (login_every > 0 && login_users < 1))
+        die("--login-every: 0 (no logins) or at least 2, with --login-users >= 1");
 
     request_path = path;
     request_host = host;
@@ -351,8 +383,8 @@ int main(int argc, char **argv) {
                 double done = now();
                 if (done >= measure_from) served++;
                 if (c->due >= measure_from && c->due < stop) {
-                    fprintf(out, "%.3f %ld %d %ld\n", (c->due - measure_from) * 1000,
-                            (long)((done - c->due) * 1e6 + 0.5), status, auth_us);
+                    fprintf(out, "%.3f %ld %d %ld %d\n", (c->due - measure_from) * 1000,
+                            (long)((done - c->due) * 1e6 + 0.5), status, auth_us, c->login);
                     answered++;
                     if (status < 200 || status >= 400) errors++;
                 }
@@ -368,15 +400,17 @@ int main(int argc, char **argv) {
      * had reached, a lower bound. */
     for (int i = 0; i < connections; i++)
         if (conns[i].busy && conns[i].due >= measure_from && conns[i].due < stop) {
-            fprintf(out, "%.3f %ld 0 -1\n", (conns[i].due - measure_from) * 1000,
-                    (long)((stop - conns[i].due) * 1e6 + 0.5));
+            fprintf(out, "%.3f %ld 0 -1 %d\n", (conns[i].due - measure_from) * 1000,
+                    (long)((stop - conns[i].due) * 1e6 + 0.5), conns[i].login);
             unanswered++;
         }
     for (size_t i = 0; i < q_len; i++) {
         double due = queue[(q_head + i) % queue_cap];
         if (due < measure_from || due >= stop) continue;
-        fprintf(out, "%.3f %ld 0 -1\n", (due - measure_from) * 1000,
-                (long)((stop - due) * 1e6 + 0.5));
+        /* What it would have been when sent: the same count decides. */
+        int login = login_every > 0 && (logins_sent + reads_sent + (long)i + 1) % login_every == 0;
+        fprintf(out, "%.3f %ld 0 -1 %d\n", (due - measure_from) * 1000,
+                (long)((stop - due) * 1e6 + 0.5), login);
         unanswered++;
     }
     struct rusage usage;

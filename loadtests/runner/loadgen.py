@@ -60,6 +60,8 @@ def write_credentials(url: str, variant: str, users: Iterable[int], path: Path) 
 
 # What the analysis names this generator's files and figures by.
 NAME = "loadgen"
+# The name the logins' histogram is filed under (the analysis keeps it out of the reads').
+LOGIN = "POST /login"
 
 
 @dataclass
@@ -74,9 +76,10 @@ class LoadResult:
     cpu_seconds: float  # the generator's own CPU time, warm-up included
     measure_from: float  # Unix seconds
     request: str  # "GET <path>": the name its histograms are filed under
-    latency: HdrHistogram
+    latency: HdrHistogram  # the reads'
     auth: HdrHistogram
     timeline: dict[int, HdrHistogram] = field(repr=False)
+    logins: HdrHistogram | None = None  # the logins' latency, where it sent any (Logins)
 
     @property
     def achieved_rps(self) -> float:
@@ -85,7 +88,10 @@ class LoadResult:
     def write(self, prefix: Path, started: float) -> None:
         """The measurement files the analysis reads (loadtests.hdrfiles), for a run of the
         generator spawned at `started` (Unix seconds)."""
-        write_histograms(prefix, {self.request: self.latency}, {self.request: self.auth})
+        latency = {self.request: self.latency}
+        if self.logins is not None:
+            latency[LOGIN] = self.logins
+        write_histograms(prefix, latency, {self.request: self.auth})
         write_window(prefix, started, self.measure_from, self.measure_from + self.seconds)
         write_timeline(prefix, self.timeline)
 
@@ -100,23 +106,29 @@ def filled(values: pd.Series) -> HdrHistogram:
 
 
 def read_result(path: Path, request: str = "GET /items") -> LoadResult:
-    """The generator's output: counts, then "<due ms> <latency us> <status> <auth us>" per
-    request due in the window (status 0: unanswered at its end)."""
+    """The generator's output: counts, then "<due ms> <latency us> <status> <auth us>
+    <login>" per request due in the window (status 0: unanswered at its end; login 1 for a
+    login, 0 for a read). The reads make the latency, auth and timeline figures; the logins
+    their own histogram."""
     with path.open() as fh:
         fh.readline()
         counts = fh.readline().split()[1:10]
     sent, answered, errors, late, unanswered = (int(v) for v in counts[:5])
     seconds, cpu, measure_from = (float(v) for v in counts[5:8])
     served = int(counts[8])
-    frame = pd.read_csv(path, sep=" ", comment="#", header=None,
-                        names=["due_ms", "latency_us", "status", "auth_us"])
+    requests = pd.read_csv(path, sep=" ", comment="#", header=None,
+                           names=["due_ms", "latency_us", "status", "auth_us", "login"])
+    is_login = requests["login"] == 1
+    frame = requests[~is_login]
     clipped = frame["latency_us"].clip(LOWEST_US, HIGHEST_US).astype(int)
     latency = filled(clipped)
     auth = filled(frame.loc[frame["auth_us"] >= 0, "auth_us"].clip(LOWEST_US, HIGHEST_US))
     seconds_due = (frame["due_ms"] // 1000).astype(int)
     timeline = {int(second): filled(values) for second, values in clipped.groupby(seconds_due)}
+    logins = filled(requests.loc[is_login, "latency_us"].clip(LOWEST_US, HIGHEST_US)) \
+        if is_login.any() else None
     return LoadResult(sent, answered, errors, late, unanswered, served, seconds, cpu,
-                      measure_from, request, latency, auth, timeline)
+                      measure_from, request, latency, auth, timeline, logins)
 
 
 @dataclass(frozen=True)
@@ -157,17 +169,40 @@ class PerConnection:
 Credentials = Path | Derived | PerConnection
 
 
+@dataclass(frozen=True)
+class Logins:
+    """Login churn beside the reads: every `every`-th request a login (POST /login as
+    user1..user`users` in turn), so the server's store grows while it serves."""
+
+    every: int
+    users: int
+
+    @classmethod
+    def at_share(cls, share: float, users: int) -> Logins | None:
+        """Logins at about `share` of the requests (None for none)."""
+        return cls(max(2, round(1 / share)), users) if share > 0 else None
+
+    @property
+    def share(self) -> float:
+        return 1 / self.every
+
+    def argv(self) -> list[str]:
+        return ["--login-every", str(self.every), "--login-users", str(self.users)]
+
+
 def command(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0,
             connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
-            path: str = "/items") -> list[str]:
+            path: str = "/items", logins: Logins | None = None) -> list[str]:
     """The generator's command line against 127.0.0.1:port (closed loop at rate 0), with
     credentials from a file (one header line each, in turn) or derived, or either bound
-    to the connections."""
+    to the connections; with login churn if `logins` is given."""
     bound = isinstance(credentials, PerConnection)
     source = credentials.credentials if isinstance(credentials, PerConnection) else credentials
     given = source.argv() if isinstance(source, Derived) else ["--credentials", str(source)]
     if bound:
         given += ["--per-connection", "1"]
+    if logins is not None:
+        given += logins.argv()
     return [str(build()), "--port", str(port), "--path", path, "--rate", str(rate),
             "--connections", str(connections), "--duration", str(duration),
             "--warmup", str(warmup), *given, "--out", str(out)]
@@ -175,10 +210,11 @@ def command(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0
 
 def run_load(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0,
              connections: int = 32, duration: float = 10.0, warmup: float = 1.0,
-             path: str = "/items", cpus: Iterable[int] | None = None) -> LoadResult:
+             path: str = "/items", cpus: Iterable[int] | None = None,
+             logins: Logins | None = None) -> LoadResult:
     """One run of the generator, pinned to `cpus`, waited for; its result."""
     argv = command(port, credentials, out, rate=rate, connections=connections,
-                   duration=duration, warmup=warmup, path=path)
+                   duration=duration, warmup=warmup, path=path, logins=logins)
     child = spawn(NAME, argv, out.with_suffix(".log"), cpus)
     try:
         code = child.popen.wait(timeout=warmup + duration + 30)

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.runner.loadgen import (
     Derived,
+    Logins,
     PerConnection,
     build,
     run_load,
@@ -136,6 +137,29 @@ def test_requests_left_waiting_at_the_end_are_counted_not_dropped(
     assert result.latency.get_total_count() == result.answered + result.unanswered
     assert result.latency.get_value_at_percentile(99) >= 500_000
     assert result.achieved_rps <= 0.8 * 400
+
+
+def test_logins_go_beside_the_reads_and_grow_the_store(
+        server: ServerHandle, credentials: Path, tmp_path: Path) -> None:
+    """One request in five a login: each a new session on the server (the store grows by
+    as many), answered 200, and filed apart from the reads, whose figures stay theirs."""
+    before = live_sessions(server.url)
+    result = run_load(server.port, credentials, tmp_path / "out.txt", rate=400,
+                      connections=8, duration=2, warmup=0.5, cpus=GENERATOR_CPUS,
+                      logins=Logins.at_share(0.2, USERS))
+    assert result.errors == 0  # every login accepted (user<k>, pw-<k>), every read too
+    assert result.logins is not None
+    logins = result.logins.get_total_count()
+    assert 0.18 * result.answered <= logins <= 0.22 * result.answered
+    # The reads alone carry Server-Timing's auth time; logins have none.
+    assert result.auth.get_total_count() + logins == result.answered
+    assert result.latency.get_total_count() + logins == result.answered + result.unanswered
+    # Warm-up's logins count too: at least those of the window made new sessions.
+    assert live_sessions(server.url) - before >= logins
+    done = subprocess.run([str(build()), "--port", "80", "--credentials", str(credentials),
+                           "--login-every", "1", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "--login-every" in done.stderr
 
 
 def test_load_goes_to_loopback_only(credentials: Path, tmp_path: Path) -> None:
