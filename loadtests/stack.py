@@ -466,11 +466,12 @@ def warm_store_connections(url: str, variant: str, at_once: int = 16,
                            timeout: float = 30) -> dict[str, Any]:
     """Rounds of `at_once` concurrent logins until one round is all accepted, so that the
     server holds that many open Redis connections before a swarm. A new connection looks
-    Redis's name up first, and podman's DNS server (aardvark-dns) drops queries while it
+    Redis's name up first, and podman's DNS server (aardvark-dns) can drop queries while it
     reloads its configuration as containers join the network (containers/aardvark-dns#389):
-    the lookup then outlives the servers' 250 ms Redis budget and requests get 503. CI saw
-    that twice as the distributed swarm began (63 requests in about 4 s). The rounds it
-    took and what failed go into the manifest."""
+    a lookup then outlives the servers' 250 ms Redis budget and the request gets 503. CI
+    saw 503s twice as the distributed swarm began (63 requests in about 4 s), presumably
+    that; not reproduced by hand. The rounds it took and what failed go into the manifest,
+    so a next occurrence says more."""
     rounds, failures = 0, []
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(at_once) as pool:
