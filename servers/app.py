@@ -132,12 +132,14 @@ async def admin_seed(request: web.Request) -> web.Response:
         return error_response(400, "bad_request",
                               f"'count' must be an integer from 0 to {MAX_SEED}")
     variant = request.app[VARIANT]
-    created = await variant.seed(count)
-    if request.app[SETTINGS].gc_freeze:
-        # The remedy the population experiment measures beside the plain store: what is
-        # alive now (the seeded sessions above all) leaves the collector's generations, so
-        # its full collections stop walking millions of session dicts. Freed by reference
-        # counting as before; cyclic garbage alive now would never be collected.
+    # The remedy the population experiment measures beside the plain store: what is alive
+    # after each chunk seeded (the sessions above all) leaves the collector's generations,
+    # so no collection, during the seeding or after, walks millions of session dicts (as a
+    # service would freeze its store now and then). Freed by reference counting as before;
+    # cyclic garbage alive at a freeze would never be collected.
+    freeze = request.app[SETTINGS].gc_freeze
+    created = await variant.seed(count, gc.freeze if freeze else None)
+    if freeze:
         gc.freeze()
     live = await variant.live_sessions()
     answer: dict[str, Any] = {"created": created, "live_sessions": live or 0}

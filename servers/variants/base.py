@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +53,10 @@ class AuthVariant(abc.ABC):
         """Live server-side sessions (or denylisted ids); None where no state is kept."""
         return None
 
-    async def seed(self, count: int) -> int:
-        """Create `count` entries of server-side state for the population experiments."""
+    async def seed(self, count: int, chunk_done: Callable[[], None] | None = None) -> int:
+        """Create `count` entries of server-side state for the population experiments;
+        `chunk_done` is called after each chunk created in this process (the remedy freezes
+        them there), not for state kept in Redis."""
         return 0
 
     def seeded_ids(self) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -264,8 +264,10 @@ class SessionMemory(SessionVariant):
         self.memory.sweep()
         return len(self.memory)
 
-    async def seed(self, count: int) -> int:
+    async def seed(self, count: int, chunk_done: Callable[[], None] | None = None) -> int:
         for _ in self.memory.seed(count):
+            if chunk_done is not None:
+                chunk_done()
             await asyncio.sleep(0)  # requests are served between chunks
         return count
 
@@ -283,7 +285,7 @@ class SessionRedis(SessionVariant):
     async def live_sessions(self) -> int:
         return await self.redis_storage.index.count()
 
-    async def seed(self, count: int) -> int:
+    async def seed(self, count: int, chunk_done: Callable[[], None] | None = None) -> int:
         await self.redis_storage.seed(count)
         return count
 

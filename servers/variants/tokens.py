@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -174,6 +175,6 @@ class RevocableJwt(JwtVariant):
     async def live_sessions(self) -> int:
         return await self.index.count()
 
-    async def seed(self, count: int) -> int:
+    async def seed(self, count: int, chunk_done: Callable[[], None] | None = None) -> int:
         await self.index.seed(self.PREFIX, count, int(time.time()) + self.ttl, "1")
         return count
