@@ -354,9 +354,9 @@ def over_time(run: Run, path: Path) -> Path:
 def population_service(population: pd.DataFrame, connections: pd.DataFrame, run: Run,
                        path: Path) -> Path:
     """At each number of live users: p99 at the common rate (left; a solid line over all
-    users uniformly or the logged-in ones, dashed over a hot set) and what the server served
-    flat out (middle); a remedy's run with squares. Then p99 against connections open at
-    once, each its own user (right)."""
+    users uniformly, their tokens minted, or the logged-in ones, dashed over a hot set) and
+    what the server served flat out (middle); a remedy's run with squares. Then p99 against
+    connections open at once, each its own user (right)."""
     fig, (tail, flat, opened) = plt.subplots(1, 3, figsize=(18, 5))
     if not population.empty:
         for variant in run.variants.ordered(population["variant"]):

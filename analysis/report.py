@@ -320,8 +320,9 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
     blocks = [Block("h2", "2. Scaling with live users"),
               Block("image", charts["population"], "At each number of live users: p99 at a "
                     "common fixed rate (left; solid: requests spread uniformly over all N "
-                    "users, or over 1,000 logged-in users where the N entries are nothing a "
-                    "client presents; dashed: a hot set, a power law over the N users), "
+                    "users, their seeded sessions or tokens minted for them, or over 1,000 "
+                    "logged-in users where the generator can make neither; dashed: a hot "
+                    "set, a power law over the N users), "
                     "what one server core served flat out (middle), and p99 against "
                     "keep-alive connections open at once, each its own user (right). "
                     "authscale-loadgen.")]
@@ -356,14 +357,19 @@ def live_users_table(population: pd.DataFrame) -> Block:
          "logins: count, p99 / longest ms"),
         rows,
         "A variant `+ gc.freeze` is the remedy beside the plain store: its server froze "
-        "what the collector tracked after each seed (`--gc-freeze`). "
+        "what the collector tracked as it seeded (`--gc-freeze`: after each seed, and "
+        "since 30 November 2026 after each chunk of 20,000 sessions as well). "
         "Requests over: `uniform`, every one of the N seeded sessions alike, its id derived "
         "from the salt the server gave; `zipf`, a power law over them (a hot set); "
-        "`logged-in`, 1,000 real users' credentials (variants whose N entries are not "
-        "credentials). GC: the server's own collector, timed by gc.callbacks, in the "
-        "measured window: total pause, full (generation 2) collections, and the longest "
-        "pause where it was the longest since the server started; then the longest since "
-        "the server started, seeding included (seeding grows the store fastest, and the "
+        "`minted`, a token for each of the N users, minted by the generator with the run's "
+        "HS256 secret (the token variants keep nothing per user: this measures their flat "
+        "line with N distinct tokens); "
+        "`logged-in`, 1,000 real users' credentials (the encrypted cookie and the "
+        "control: credentials the generator does not make). GC: the server's own "
+        "collector, timed by gc.callbacks, in the measured window: total pause, full "
+        "(generation 2) collections, and the longest pause where it was the longest "
+        "since the server started; then the longest since the server started, seeding "
+        "included (seeding grows the store fastest, and the "
         "collector's full passes over it come then). A percentile only where "
         "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000). Logins: at "
         "the common rate a share of the requests are logins (POST /login, each a new "
@@ -390,7 +396,8 @@ def connections_table(connections: pd.DataFrame) -> Block:
         ("variant", "connections open", "offered req/s", "served req/s", "requests",
          "errors", "p50 ms", "p99 ms", "server RSS MiB (peak)", "bytes per connection"), rows,
         "Users at once as connections: that many keep-alive connections open together, each "
-        "its own user (its own seeded session, or its own logged-in user), the same total "
+        "its own user (its own seeded session, a token minted for it, or its own logged-in "
+        "user), the same total "
         "rate spread over them. Bytes per connection: what the server's peak RSS grew by "
         "per connection over the fewest measured. Where the connections outnumber the "
         "window's requests (10,000 connections at 1,000 requests/s for 2 s), nearly every "

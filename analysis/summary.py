@@ -422,7 +422,14 @@ PAIR_FIGURES = (
 )
 # A pair without usable cells: too few requests for the percentile, or generator-bound.
 TOO_FEW = "not comparable"
-ALL_AXES = ("memory per live user", *(f[0] for f in PAIR_FIGURES),
+SERVICE_AXIS = "service as live users grow"
+# What counts as a service degraded from the fewest live users measured to the most: its
+# flat-out capacity down by more than this share, or its p99 at the common rate up by more
+# than this factor and by more than this many ms (below that, sub-millisecond noise).
+SERVICE_CAPACITY_MARGIN = 0.20
+SERVICE_P99_FACTOR = 2.0
+SERVICE_P99_FLOOR_MS = 1.0
+ALL_AXES = ("memory per live user", SERVICE_AXIS, *(f[0] for f in PAIR_FIGURES),
             "bytes on the wire per request", "scaling out without sticky routing",
             "logout (revocation)")
 NOT_MEASURED = "not measured"
@@ -532,16 +539,82 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str) -> dict[str, 
             "tokens": _fmt(list(tokens.items()), pattern), "detail": detail}
 
 
+def service_change(population: pd.DataFrame, variant: str) -> dict[str, Any] | None:
+    """A variant's service from the fewest live users to the most (its plain arm, requests
+    over all N users, or the logged-in ones): flat-out capacity and common-rate p99 at
+    both ends, their ratios, and whether either moved beyond the margin. None without two
+    sizes measured with a p99."""
+    if population.empty:
+        return None
+    mine = population[(population["variant"] == variant) & (population["remedy"] == "")
+                      & (population["distribution"] != "zipf")]
+    flat = mine[mine["phase"] == SATURATION].set_index("population")["achieved_rps"]
+    common = mine[mine["phase"] == COMMON].dropna(subset=["p99_ms"])
+    common = common.set_index("population")["p99_ms"]
+    sizes = sorted(set(flat.index) & set(common.index))
+    if len(sizes) < 2:
+        return None
+    fewest, most = sizes[0], sizes[-1]
+    capacity = float(flat[most] / flat[fewest])
+    p99 = float(common[most] / common[fewest])
+    degraded = (capacity < 1 - SERVICE_CAPACITY_MARGIN) or (
+        p99 > SERVICE_P99_FACTOR and common[most] - common[fewest] > SERVICE_P99_FLOOR_MS)
+    return {"variant": variant, "fewest": int(fewest), "most": int(most),
+            "capacity_ratio": capacity, "p99_ratio": p99,
+            "p99_ms": [float(common[fewest]), float(common[most])], "degraded": degraded}
+
+
+def service_axis(population: pd.DataFrame, sessions_group: tuple[str, ...],
+                 tokens_group: tuple[str, ...]) -> dict[str, Any] | None:
+    """The claim's "large number of users at once": it holds where a server-side session
+    store's service degrades beyond the margin as live users grow and no stateless token's
+    does; None where the run lacks either side."""
+    changes = {v: service_change(population, v) for v in (*sessions_group, *tokens_group)}
+    sessions = [c for v, c in changes.items() if c and v in sessions_group]
+    tokens = [c for v, c in changes.items() if c and v in tokens_group]
+    if not sessions or not tokens:
+        return None
+
+    def words(c: dict[str, Any]) -> str:
+        return (f"{c['variant']}: capacity {c['capacity_ratio']:.2f}x, p99 "
+                f"{c['p99_ratio']:.2f}x ({c['p99_ms'][0]:.2f} to {c['p99_ms'][1]:.2f} ms)"
+                + (" degraded" if c["degraded"] else ""))
+
+    holds = "yes" if any(c["degraded"] for c in sessions) and \
+        not any(c["degraded"] for c in tokens) else "no"
+    span = f"{min(c['fewest'] for c in sessions + tokens):,} to " \
+           f"{max(c['most'] for c in sessions + tokens):,} live users"
+    churn = " with login churn" if population.get("logins", pd.Series(dtype=float)).fillna(
+        0).sum() > 0 else ""
+    return {"axis": SERVICE_AXIS, "holds": holds,
+            "sessions": "; ".join(words(c) for c in sessions),
+            "tokens": "; ".join(words(c) for c in tokens),
+            "detail": f"from {span}: flat-out capacity, and p99 at the common rate{churn}; "
+                      f"degraded means capacity down more than "
+                      f"{SERVICE_CAPACITY_MARGIN:.0%}, or p99 up more than "
+                      f"{SERVICE_P99_FACTOR:g}x and by more than {SERVICE_P99_FLOOR_MS:g} ms "
+                      f"(one repetition per step: a stated margin, not an interval); "
+                      + ("some session store degraded and no token did" if holds == "yes"
+                         else "no session store degraded beyond the margin"
+                         if not any(c["degraded"] for c in sessions)
+                         else "tokens degraded too")}
+
+
 def describe(verdict: str, token: str) -> str:
     return {LOWER: f"{token} lower", HIGHER: f"{token} higher"}.get(verdict, verdict)
 
 
 def verdict(figures: dict[str, dict[str, Any]], memory_bytes: int | None,
-            variants: Variants, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+            variants: Variants, pairs: list[dict[str, Any]],
+            population: pd.DataFrame | None = None) -> dict[str, Any]:
     """One row per axis, each with the measured numbers and whether the claim holds there;
     an axis this run could not measure says so."""
     sessions_group, tokens_group = variants.server_sessions, variants.stateless_tokens
     axes: dict[str, dict[str, Any]] = {}
+    service = service_axis(population if population is not None else pd.DataFrame(),
+                           sessions_group, tokens_group)
+    if service is not None:
+        axes[SERVICE_AXIS] = service
 
     # Memory per live user.
     sessions = [(v, figures[v]["bytes_per_session"]) for v in sessions_group
@@ -682,6 +755,7 @@ def summarize(run: Run) -> dict[str, Any]:
     figures = variant_figures(run)
     memory = run.manifest.get("machine", {}).get("memory_bytes")
     pairs = pair_comparisons(run)
+    population = population_curve(run)
     return nan_to_none({
         "run_id": run.manifest.get("run_id"),
         "status": run.manifest.get("status"),
@@ -689,11 +763,11 @@ def summarize(run: Run) -> dict[str, Any]:
         "variants": figures,
         "latency_curve": latency_curve(run).to_dict(orient="records"),
         "knee_curve": knee_curve(run).to_dict(orient="records"),
-        "population_curve": population_curve(run).to_dict(orient="records"),
+        "population_curve": population.to_dict(orient="records"),
         "connections_curve": connections_curve(run).to_dict(orient="records"),
         "common_rates": run.manifest.get("latency", {}).get("common_rates"),
         "capacities": run.manifest.get("latency", {}).get("capacities"),
         "pairs": pairs,
         "left_out": left_out(run),
-        "verdict": verdict(figures, memory, run.variants, pairs),
+        "verdict": verdict(figures, memory, run.variants, pairs, population),
     })

@@ -3,8 +3,9 @@
 generator: p99, errors, and the server's memory per open connection.
 
 On the session stores each connection presents its own seeded session (the ids derived
-from the salt `/admin/seed` gives, bound to the connection); elsewhere its own logged-in
-user, the server started with as many users. Every connection opens before the window
+from the salt `/admin/seed` gives, bound to the connection); on the HS256 tokens a token
+the generator mints for its own user; elsewhere its own logged-in user, the server started
+with as many users. Every connection opens before the window
 (the warm-up), so the window measures the load, not the connecting. Both processes need a
 file descriptor per connection: the runner raises its soft limit to the hard one (its
 children inherit it) and refuses a count the limit cannot hold.
@@ -15,10 +16,10 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from loadtests.experiments.population import derivable, seed
+from loadtests.experiments.population import derivable, mintable, seed
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
-from loadtests.runner.loadgen import Derived, PerConnection, write_credentials
+from loadtests.runner.loadgen import Derived, Minted, PerConnection, write_credentials
 
 NAME = "connections"
 RUNS_BY_DEFAULT = True
@@ -69,7 +70,7 @@ def run(ctx: Context, planned: list[Planned]) -> None:
     for variant in ctx.profile.variants_for(NAME):
         steps = [p for p in planned if p.variant == variant]
         # As many users as the largest count, for variants whose users log in.
-        extra = () if derivable(variant) else ("--users", str(largest))
+        extra = () if derivable(variant) or mintable(variant) else ("--users", str(largest))
         with ctx.groups(NAME, (variant,), extra=extra) as groups:
             group = groups.get(variant)
             if group is None or group.failed:
@@ -88,8 +89,10 @@ def run(ctx: Context, planned: list[Planned]) -> None:
 
 
 def own_users(ctx: Context, group: Group, count: int) -> PerConnection:
-    """A user per connection: `count` seeded sessions (derived ids), or `count` users
-    logged in, one credential each."""
+    """A user per connection: `count` seeded sessions (derived ids), tokens minted for
+    `count` users, or `count` users logged in, one credential each."""
+    if mintable(group.variant):
+        return PerConnection(Minted(ctx.secret_file(group.variant), 1, count))
     if derivable(group.variant):
         ids = seed(group.urls[0], ctx.admin_token, count)["seeded_ids"]
         return PerConnection(Derived.seeded_sessions(ids))

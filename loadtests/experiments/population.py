@@ -6,10 +6,12 @@ common fixed rate with login churn alongside (a share of the requests are logins
 store grows and the garbage collector runs as it would in service). Where the seeded users
 are sessions a client can present (session-memory, session-redis), the reads spread over
 all N of them, their ids derived from the salt `/admin/seed` gives (loadgen.Derived):
-uniformly, and with a power law over the users (a hot set, `zipf`); elsewhere over the
-1,000 real logged-in users' credentials (the stateless variants keep nothing per user; the
-revocable token's N entries are revoked ids, which no client presents). Every measurement
-records the server's garbage-collector pauses.
+uniformly, and with a power law over the users (a hot set, `zipf`). For the HS256 tokens
+(jwt-hs256, and jwt-hs256-revocable, whose N entries are revoked ids no client presents) the
+generator mints a token for each of N users with the run's secret (loadgen.Minted), so
+their flat line is measured with N distinct tokens, not assumed. Elsewhere (the encrypted
+cookie, the control) the reads carry the 1,000 real logged-in users' credentials. Every
+measurement records the server's garbage-collector pauses.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import psutil
 from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
-from loadtests.runner.loadgen import Derived, Logins
+from loadtests.runner.loadgen import Derived, Logins, Minted
 from loadtests.runner.sampler import redis_figures
 from servers.variants import registry
 
@@ -66,9 +68,18 @@ def derivable(name: str) -> bool:
     return registry.variant(name).state in ("process", "redis")
 
 
+def mintable(name: str) -> bool:
+    """The generator can mint this variant's credentials: HS256 tokens, with the run's
+    secret."""
+    return registry.variant(name).algorithm == "HS256"
+
+
 def distributions(name: str, spec: Section) -> list[str]:
     """Over which users a step's requests go: all N seeded ones (uniform, and a hot set),
-    or the real logged-in users where the seeded entries are nothing a client presents."""
+    N users' tokens minted by the generator (`minted`), or the real logged-in users where
+    the generator can make neither."""
+    if mintable(name):
+        return ["minted"]
     if not derivable(name):
         return ["logged-in"]
     return ["uniform", "zipf"] if spec.zipf > 0 else ["uniform"]
@@ -185,16 +196,19 @@ def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any
         write_csv(path, COLUMNS, rows)
         for step in steps:
             given = credentials(ctx, group, step, seeded, spec)
-            spread = given.users if isinstance(given, Derived) \
-                else len(given.read_text().splitlines())
+            spread = len(given.read_text().splitlines()) if isinstance(given, Path) \
+                else given.users
             ctx.measure(group, step, credentials=given,
                         info={"live_sessions_before": live, "spread_over": spread})
 
 
 def credentials(ctx: Context, group: Group, step: Planned, seeded: dict[str, Any] | None,
-                spec: Section) -> Path | Derived:
-    """Every seeded session, derived (uniform or hot set), or the real users' file."""
+                spec: Section) -> Path | Derived | Minted:
+    """Every seeded session, derived (uniform or hot set), a token for each of the N
+    users, minted, or the real users' file."""
     users = step.info["distribution"]
+    if users == "minted":
+        return Minted(ctx.secret_file(group.variant), 1, step.info["population"])
     if users == "logged-in" or seeded is None:
         return ctx.credentials(group)
     return Derived.seeded_sessions(seeded, spec.zipf if users == "zipf" else 0.0)

@@ -172,13 +172,18 @@ class Context:
         console.print(f"[red]{experiment} / {variant_name}: {reason}[/red]")
 
     # -- servers
+    def secret_file(self, variant_name: str) -> Path:
+        """Where a variant's secret is kept for this run (outside the results), made when its
+        first server starts: the fast generator mints HS256 tokens with it."""
+        return self.secrets_dir / variant_name
+
     def server_env(self, variant_name: str) -> dict[str, str]:
         """Secrets for a variant's servers, shared by its replicas, never written to results."""
         env = {**os.environ, ENV_ADMIN_TOKEN: self.admin_token}
         spec = variant(variant_name)
         if spec.secret_env is None:
             return env
-        path = self.secrets_dir / variant_name
+        path = self.secret_file(variant_name)
         if not path.exists():
             path.touch(mode=0o600)
             path.write_bytes(new_secret(spec.secret, spec.algorithm))

@@ -9,7 +9,8 @@
  *
  *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
  *                     [--connections C] [--duration S] [--warmup W]
- *                     (--credentials FILE | --template T --first F --last L [--zipf S])
+ *                     (--credentials FILE | --template T --first F --last L [--zipf S]
+ *                      | --mint-hs256 KEYFILE --first F --last L [--zipf S])
  *                     [--per-connection 1] [--login-every K --login-users U] --out FILE
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
@@ -32,6 +33,12 @@
  * (requests due in the window and answered by its end) undercounts when answers lag.
  * Loopback only: the host must be 127.0.0.1 or ::1 (IPv4 here).
  *
+ * --mint-hs256 KEYFILE: each request a JWT minted here for the user drawn (as --template
+ * draws them), signed HS256 with the secret in KEYFILE (surrounding whitespace stripped, as
+ * the servers read it): claims sub "user<id>", jti the id in 32 hex digits, iss "authscale",
+ * aud "authscale-api", iat a second before the start, exp an hour after. So a stateless
+ * variant is measured with millions of distinct issued tokens, which no file could carry.
+ *
  * --login-every K: every K-th request sent is a login instead of a read (POST /login as
  * user<k> with password pw-<k>, k = 1..U in turn: the servers' user table), so the server's
  * credential store grows while it serves, as in service. The credential it issues is not
@@ -44,6 +51,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +153,45 @@ static size_t login_request(void) {
     return n > 0 && (size_t)n < sizeof login_buf ? (size_t)n : 0;
 }
 
+/* --mint-hs256: the secret, the encoded header, the claims' times. */
+static unsigned char *mint_key;
+static size_t mint_key_len;
+static long mint_iat, mint_exp;
+static const char *JWT_HEADER_B64 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";  /* {"alg":"HS256","typ":"JWT"} */
+
+/* base64url without padding (RFC 7515): OpenSSL's encoder writes the standard alphabet
+ * with padding, so it is turned into this one in place. Returns the length written. */
+static size_t base64url(char *out, const unsigned char *in, size_t n) {
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    while (len > 0 && out[len - 1] == '=') len--;
+    for (int i = 0; i < len; i++) {
+        if (out[i] == '+') out[i] = '-';
+        else if (out[i] == '/') out[i] = '_';
+    }
+    out[len] = 0;
+    return (size_t)len;
+}
+
+static size_t minted_request(int connection) {
+    long id = draw_id(connection);
+    char claims[256], token[1024];
+    int c = snprintf(claims, sizeof claims,
+                     "{\"sub\":\"user%ld\",\"iat\":%ld,\"exp\":%ld,\"jti\":\"%032lx\","
+                     "\"iss\":\"authscale\",\"aud\":\"authscale-api\"}",
+                     id, mint_iat, mint_exp, (unsigned long)id);
+    size_t t = (size_t)sprintf(token, "%s.", JWT_HEADER_B64);
+    t += base64url(token + t, (unsigned char *)claims, (size_t)c);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), mint_key, (int)mint_key_len, (unsigned char *)token, t, mac, &mac_len);
+    token[t++] = '.';
+    t += base64url(token + t, mac, mac_len);
+    int n = snprintf(template_buf, sizeof template_buf,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n",
+                     request_path, request_host, request_port, token);
+    return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
+}
+
 static int connect_one(conn_t *c) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) return -1;
@@ -175,6 +223,9 @@ static int send_one(conn_t *c, double due) {
     if (login) {
         req = login_buf;
         len = login_request();
+    } else if (mint_key != NULL) {
+        req = template_buf;
+        len = minted_request(c->index);
     } else if (template_head != NULL) {
         req = template_buf;
         len = templated_request(c->index);
@@ -233,7 +284,7 @@ static char *load_file(const char *path, size_t *size) {
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *path = "/items", *cred_path = NULL, *out_path = NULL;
-    const char *template = NULL;
+    const char *template = NULL, *mint_path = NULL;
     int port = 0, connections = 32;
     double rate = 0, duration = 10, warmup = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -247,6 +298,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--credentials")) cred_path = argv[i + 1];
         else if (!strcmp(argv[i], "--out")) out_path = argv[i + 1];
         else if (!strcmp(argv[i], "--template")) template = argv[i + 1];
+        else if (!strcmp(argv[i], "--mint-hs256")) mint_path = argv[i + 1];
         else if (!strcmp(argv[i], "--first")) first_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--last")) last_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--zipf")) zipf_s = atof(argv[i + 1]);
@@ -255,8 +307,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--login-users")) login_users = atol(argv[i + 1]);
         else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
     }
-    if (port <= 0 || (cred_path == NULL) == (template == NULL) || out_path == NULL)
-        die("--port, --out and one of --credentials or --template are required");
+    if (port <= 0 || out_path == NULL ||
+        (cred_path != NULL) + (template != NULL) + (mint_path != NULL) != 1)
+        die("--port, --out and one of --credentials, --template or --mint-hs256 are required");
     if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0)
         die("load goes to loopback only: --host 127.0.0.1");
     if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
@@ -267,18 +320,34 @@ int main(int argc, char **argv) {
     request_path = path;
     request_host = host;
     request_port = port;
+    if (template != NULL || mint_path != NULL) {
+        if (first_id < 1 || last_id < first_id) die("derived users need 1 <= --first <= --last");
+        if (zipf_s < 0) die("--zipf >= 0");
+    }
+    if (mint_path != NULL) {
+        size_t n = 0;
+        char *key = load_file(mint_path, &n);
+        if (key == NULL) die("cannot read --mint-hs256");
+        while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' ')) n--;
+        size_t skip = strspn(key, " \r\n\t");
+        if (n <= skip) die("--mint-hs256: the key file is empty");
+        mint_key = (unsigned char *)key + skip;
+        mint_key_len = n - skip;
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        mint_iat = (long)wall.tv_sec - 1;
+        mint_exp = mint_iat + 3600;
+    }
     if (template != NULL) {
         const char *slot = strstr(template, "{id}");
         if (slot == NULL) die("--template must hold {id}");
-        if (first_id < 1 || last_id < first_id) die("--template needs 1 <= --first <= --last");
-        if (zipf_s < 0) die("--zipf >= 0");
         char *head = strndup(template, (size_t)(slot - template));
         template_head = head;
         template_tail = slot + 4;
     }
     /* One prepared request per credential. */
     size_t size = 0;
-    char *creds = template != NULL ? strdup("") : load_file(cred_path, &size);
+    char *creds = cred_path == NULL ? strdup("") : load_file(cred_path, &size);
     if (creds == NULL) die("cannot read --credentials");
     size_t lines = 1;
     for (size_t i = 0; i < size; i++) lines += creds[i] == '\n';
@@ -296,7 +365,7 @@ int main(int argc, char **argv) {
         request_len[n_requests++] = (size_t)n;
         line = end + 1;
     }
-    if (n_requests == 0 && template == NULL) die("--credentials holds no line");
+    if (n_requests == 0 && cred_path != NULL) die("--credentials holds no line");
 
     memset(&target, 0, sizeof target);
     target.sin_family = AF_INET;

@@ -43,10 +43,13 @@ def build() -> Path:
     if compiler is None:
         raise ProcessError("the fast load generator needs a C compiler: apt-get install gcc")
     BINARY.parent.mkdir(exist_ok=True)
-    done = subprocess.run([compiler, "-O2", "-Wall", "-o", str(BINARY), str(SOURCE), "-lm"],
-                          capture_output=True, text=True)
+    done = subprocess.run([compiler, "-O2", "-Wall", "-o", str(BINARY), str(SOURCE), "-lm",
+                           "-lcrypto"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise ProcessError(f"building {BINARY.name} failed: {done.stderr.strip()[-500:]}")
+        hint = " (it signs tokens with OpenSSL: apt-get install libssl-dev)" \
+            if "openssl" in done.stderr or "crypto" in done.stderr else ""
+        raise ProcessError(f"building {BINARY.name} failed{hint}: "
+                           f"{done.stderr.strip()[-500:]}")
     return BINARY
 
 
@@ -131,11 +134,26 @@ def read_result(path: Path, request: str = "GET /items") -> LoadResult:
                       measure_from, request, latency, auth, timeline, logins)
 
 
+class DrawnUsers:
+    """Users numbered first to last, each request's drawn uniformly, or with `zipf` > 0
+    from a power law over the ranks (a hot set)."""
+
+    first: int
+    last: int
+    zipf: float
+
+    @property
+    def users(self) -> int:
+        return self.last - self.first + 1
+
+    def drawn_argv(self) -> list[str]:
+        return ["--first", str(self.first), "--last", str(self.last), "--zipf", str(self.zipf)]
+
+
 @dataclass(frozen=True)
-class Derived:
+class Derived(DrawnUsers):
     """Credentials the generator derives instead of reading: `template` with "{id}" replaced
-    by an index from first to last in 16 hex digits (seeded session ids are a salt and
-    that), drawn uniformly, or with `zipf` > 0 from a power law over the ranks (a hot set)."""
+    by the user's number in 16 hex digits (seeded session ids are a salt and that)."""
 
     template: str
     first: int
@@ -149,13 +167,22 @@ class Derived:
         return cls(f"Cookie: {SESSION_COOKIE}={ids['salt']}{{id}}", int(ids["first"]),
                    int(ids["last"]), zipf)
 
-    @property
-    def users(self) -> int:
-        return self.last - self.first + 1
+    def argv(self) -> list[str]:
+        return ["--template", self.template, *self.drawn_argv()]
+
+
+@dataclass(frozen=True)
+class Minted(DrawnUsers):
+    """Tokens the generator mints per request (HS256 with the secret in `key_file`, as the
+    server reads it), one user each: millions of distinct issued tokens, no file of them."""
+
+    key_file: Path
+    first: int
+    last: int
+    zipf: float = 0.0
 
     def argv(self) -> list[str]:
-        return ["--template", self.template, "--first", str(self.first), "--last",
-                str(self.last), "--zipf", str(self.zipf)]
+        return ["--mint-hs256", str(self.key_file), *self.drawn_argv()]
 
 
 @dataclass(frozen=True)
@@ -163,10 +190,10 @@ class PerConnection:
     """Each connection its own user: connection i always sends the i-th credential (of the
     file, or of the derived ids from `first`) instead of taking them in turn."""
 
-    credentials: Path | Derived
+    credentials: Path | Derived | Minted
 
 
-Credentials = Path | Derived | PerConnection
+Credentials = Path | Derived | Minted | PerConnection
 
 
 @dataclass(frozen=True)
@@ -198,7 +225,7 @@ def command(port: int, credentials: Credentials, out: Path, *, rate: float = 0.0
     to the connections; with login churn if `logins` is given."""
     bound = isinstance(credentials, PerConnection)
     source = credentials.credentials if isinstance(credentials, PerConnection) else credentials
-    given = source.argv() if isinstance(source, Derived) else ["--credentials", str(source)]
+    given = ["--credentials", str(source)] if isinstance(source, Path) else source.argv()
     if bound:
         given += ["--per-connection", "1"]
     if logins is not None:

@@ -20,7 +20,14 @@ from analysis.stats import (
     min_count_for,
     paired_ratios,
 )
-from analysis.summary import NOT_MEASURED, generator_bound, pair_axis, verdict
+from analysis.summary import (
+    NOT_MEASURED,
+    SERVICE_AXIS,
+    generator_bound,
+    pair_axis,
+    service_axis,
+    verdict,
+)
 from servers.variants.registry import BY_NAME
 
 
@@ -154,6 +161,44 @@ def test_no_overall_verdict_over_axes_not_measured() -> None:
     assert result["conclusion"].startswith("No overall verdict: this run did not measure ")
     assert "logout (revocation)" in result["conclusion"]
     assert "Overall:" not in result["conclusion"]
+
+
+def steps(variant: str, capacities: tuple[float, float], p99s: tuple[float, float],
+          distribution: str = "uniform") -> list[dict[str, object]]:
+    """A variant's population steps at 10^3 and 10^6 live users: flat out, then common."""
+    rows: list[dict[str, object]] = []
+    for size, capacity, p99 in zip((1000, 1_000_000), capacities, p99s, strict=True):
+        base = {"variant": variant, "remedy": "", "population": size,
+                "distribution": distribution}
+        rows += [{**base, "phase": "saturation", "achieved_rps": capacity, "p99_ms": 1.0},
+                 {**base, "phase": "common", "achieved_rps": 1000.0, "p99_ms": p99}]
+    return rows
+
+
+@pytest.mark.parametrize(("session", "token", "holds"), [
+    # The in-memory store lost 30% of its capacity at 10^6; the token held: holds.
+    (((20000, 14000), (1.0, 1.1)), ((7000, 6900), (2.0, 2.1)), "yes"),
+    # Its p99 grew 5x, by 4 ms: holds.
+    (((20000, 19000), (1.0, 5.0)), ((7000, 6900), (2.0, 2.1)), "yes"),
+    # 2.5x but only 0.3 ms more (sub-millisecond noise), capacity within 20%: does not.
+    (((20000, 17000), (0.2, 0.5)), ((7000, 6900), (2.0, 2.1)), "no"),
+    # Both degraded: tokens do no better.
+    (((20000, 14000), (1.0, 1.1)), ((7000, 4000), (2.0, 2.1)), "no"),
+])
+def test_service_as_live_users_grow_holds_only_where_sessions_alone_degrade(
+        session: tuple[tuple[float, float], tuple[float, float]],
+        token: tuple[tuple[float, float], tuple[float, float]], holds: str) -> None:
+    population = pd.DataFrame(
+        steps("session-memory", *session)
+        # The hot set and the remedy's arm are not what the axis reads.
+        + steps("session-memory", (20000, 1000), (1.0, 90.0), distribution="zipf")
+        + steps("jwt-hs256", *token, distribution="minted"))
+    axis = service_axis(population, ("session-memory",), ("jwt-hs256",))
+    assert axis is not None and axis["axis"] == SERVICE_AXIS
+    assert axis["holds"] == holds, axis
+    assert "20%" in axis["detail"] and "2x" in axis["detail"]
+    # Without a token side measured, the axis is not measured.
+    assert service_axis(population, ("session-memory",), ("jwt-rs256",)) is None
 
 
 def test_a_cell_is_generator_bound_when_its_generator_was_the_limit() -> None:

@@ -21,13 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from loadtests.runner.loadgen import (
     Derived,
     Logins,
+    Minted,
     PerConnection,
     build,
     run_load,
     write_credentials,
 )
 from loadtests.runner.processes import ServerHandle, start_server
-from servers.variants.registry import ENV_ADMIN_TOKEN
+from servers.variants.registry import ENV_ADMIN_TOKEN, ENV_JWT_KEY
 
 # Real processes for seconds at a time: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -160,6 +161,33 @@ def test_logins_go_beside_the_reads_and_grow_the_store(
                            "--login-every", "1", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 2 and "--login-every" in done.stderr
+
+
+def test_minted_tokens_are_a_million_users_the_server_accepts(tmp_path: Path) -> None:
+    """HS256 tokens minted by the generator with the server's secret, one per user drawn
+    from a million: the server accepts every one (they carry the claims it requires, and
+    sub names each user); signed with another secret, it refuses every one."""
+    secret = "s" * 64
+    handle = start_server("jwt-hs256", cpus=SERVER_CPUS,
+                          env={**os.environ, ENV_JWT_KEY: secret})
+    try:
+        key, wrong = tmp_path / "key", tmp_path / "wrong"
+        key.write_text(f"  {secret}\n")  # surrounding whitespace stripped, as the server does
+        wrong.write_text("w" * 64)
+        good = run_load(handle.port, Minted(key, 1, 1_000_000), tmp_path / "good.txt",
+                        rate=400, connections=8, duration=1.5, warmup=0.2,
+                        cpus=GENERATOR_CPUS)
+        assert good.errors == 0 and good.answered >= 500
+        bad = run_load(handle.port, Minted(wrong, 1, 1_000_000), tmp_path / "bad.txt",
+                       rate=400, connections=8, duration=1, warmup=0.2, cpus=GENERATOR_CPUS)
+        assert bad.errors == bad.answered > 300  # 401, every one
+        # Bound to the connections as well: connection i always user 41 + i.
+        bound = run_load(handle.port, PerConnection(Minted(key, 41, 48)),
+                         tmp_path / "bound.txt", rate=100, connections=8, duration=0.5,
+                         warmup=0.1, path="/me", cpus=GENERATOR_CPUS)
+        assert bound.errors == 0 and bound.answered >= 40
+    finally:
+        handle.stop()
 
 
 def test_load_goes_to_loopback_only(credentials: Path, tmp_path: Path) -> None:
