@@ -115,7 +115,10 @@ def test_summary_has_every_promised_figure(data_summary: dict[str, Any]) -> None
     assert summary["variants"]["none"]["logout_revokes"] is None
     axes = {a["axis"] for a in summary["verdict"]["axes"]}
     assert "memory per live user" in axes and "bytes on the wire per request" in axes
-    assert summary["verdict"]["conclusion"].startswith("Overall:")
+    # Recorded before the population measured service as live users grew (its steps hold
+    # too few requests for a p99): no overall verdict over the axes that happened to run.
+    assert summary["verdict"]["conclusion"].startswith(
+        "No overall verdict: this run did not measure service as live users grow.")
 
 
 @pytest.mark.slow

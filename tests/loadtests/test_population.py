@@ -14,6 +14,7 @@ from loadtests.experiments.population import (
     distributions,
     plan,
 )
+from loadtests.runner.loadgen import Logins
 
 
 def test_a_population_step_that_does_not_fit_in_memory_is_refused() -> None:
@@ -34,22 +35,28 @@ def test_a_population_step_that_does_not_fit_in_memory_is_refused() -> None:
 
 def test_each_step_is_measured_flat_out_then_over_all_live_users() -> None:
     """Session stores: flat out, then the common rate over all N seeded sessions uniformly
-    and over a hot set; the others over the logged-in users (their N entries, if any, are
-    nothing a client presents). All with the fast generator."""
+    and over a hot set; HS256 tokens over N users' minted tokens; the others over the
+    logged-in users. All with the fast generator, logins beside the reads at the common
+    rate only (flat out measures the capacity for reads)."""
     ctx = SimpleNamespace(profile=load_profile("smoke"))
     planned = plan(ctx)  # type: ignore[arg-type]
     labels = {(p.variant, p.label) for p in planned}
     assert {("session-memory", "n1000-flat"), ("session-memory", "n1000-uniform"),
             ("session-memory", "n1000-zipf"), ("session-redis", "n10000-zipf"),
-            ("jwt-hs256", "n1000-flat"), ("jwt-hs256", "n1000-logged-in")} <= labels
+            ("jwt-hs256", "n1000-flat"), ("jwt-hs256", "n1000-minted")} <= labels
     assert ("jwt-hs256", "n1000-zipf") not in labels
     assert all(p.generator == "loadgen" for p in planned)
     flat = next(p for p in planned if p.label == "n1000-flat" and p.variant == "session-redis")
     assert flat.rate == 0 and flat.info == {"population": 1000, "distribution": "uniform",
                                             "phase": "saturation"}
+    assert flat.logins is None
     zipf = next(p for p in planned if p.label == "n10000-zipf")
     assert zipf.rate == 200 and zipf.info["phase"] == "common"
+    # One request in ten a login, as user1..user<login_users> in turn.
+    assert zipf.logins == Logins(10, ctx.profile.login_users)
+    assert zipf.info["login_share"] == 0.1
     assert distributions("session-cookie", ctx.profile.population) == ["logged-in"]
+    assert distributions("jwt-hs256-revocable", ctx.profile.population) == ["minted"]
     # The remedy beside the plain store: session-memory again, every step, its own labels.
     frozen = [p for p in planned if p.info.get("remedy") == "gc.freeze"]
     assert {p.variant for p in frozen} == {"session-memory"}
