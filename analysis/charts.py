@@ -355,9 +355,10 @@ def population_service(population: pd.DataFrame, connections: pd.DataFrame, run:
                        path: Path) -> Path:
     """At each number of live users: p99 at the common rate (left; a solid line over all
     users uniformly, their tokens minted, or the logged-in ones, dashed over a hot set) and
-    what the server served flat out (middle); a remedy's run with squares. Then p99 against
-    connections open at once, each its own user (right)."""
-    fig, (tail, flat, opened) = plt.subplots(1, 3, figsize=(18, 5))
+    what the server served flat out (second), the server's longest garbage-collector pause
+    so far, seeding included (third, log scale); a remedy's run with squares. Then p99
+    against connections open at once, each its own user (right)."""
+    fig, (tail, flat, paused, opened) = plt.subplots(1, 4, figsize=(24, 5))
     if not population.empty:
         for variant in run.variants.ordered(population["variant"]):
             rows = population[population["variant"] == variant]
@@ -374,12 +375,19 @@ def population_service(population: pd.DataFrame, connections: pd.DataFrame, run:
                 if not saturated.empty:
                     flat.plot(saturated["population"], saturated["achieved_rps"],
                               marker + "-", color=colour(run, variant), label=name)
+                longest = arm.groupby("population")["gc_longest_ever_ms"].max().dropna()
+                if not longest.empty:
+                    # Log scale: 0.1 ms stands for anything shorter.
+                    paused.plot(longest.index, longest.clip(lower=0.1), marker + "-",
+                                color=colour(run, variant), label=name)
         rate = population.loc[population["phase"] == "common", "target_rps"].max()
         tail.set_title(f"p99 at {rate:,.0f} requests/s against live users")
         tail.set_ylabel("p99 (ms, from each request's due time)")
         flat.set_title("Served flat out against live users")
         flat.set_ylabel("requests/s, one server core")
-        for ax in (tail, flat):
+        paused.set_title("Longest GC pause so far against live users")
+        paused.set_ylabel("ms, seeding included (log)")
+        for ax in (tail, flat, paused):
             ax.set_xlabel("live users (log)")
     if not connections.empty:
         for variant in run.variants.ordered(connections["variant"]):
@@ -390,17 +398,21 @@ def population_service(population: pd.DataFrame, connections: pd.DataFrame, run:
         opened.set_title(f"p99 at {rate:,.0f} requests/s against connections open")
         opened.set_xlabel("connections open at once, each its own user (log)")
         opened.set_ylabel("p99 (ms)")
-    for ax in (tail, flat, opened):
+    for ax in (tail, flat, paused, opened):
         if not ax.has_data():
             continue
         ax.set_xscale("log")
-        ax.set_ylim(bottom=0)
+        if ax is paused:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
         plain(ax)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     if population.empty:
         _empty(tail, "no population experiment measured by the fast generator in this run")
         flat.set_axis_off()
+        paused.set_axis_off()
     if connections.empty:
         _empty(opened, "no connections experiment in this run")
     return _save(fig, path)

@@ -323,7 +323,9 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
                     "users, their seeded sessions or tokens minted for them, or over 1,000 "
                     "logged-in users where the generator can make neither; dashed: a hot "
                     "set, a power law over the N users), "
-                    "what one server core served flat out (middle), and p99 against "
+                    "what one server core served flat out (second), the server's longest "
+                    "garbage-collector pause so far, seeding included (third, log scale), "
+                    "and p99 against "
                     "keep-alive connections open at once, each its own user (right). "
                     "authscale-loadgen.")]
     population = pd.DataFrame(summary.get("population_curve") or [])
