@@ -31,7 +31,9 @@ MEASUREMENT_FILES = ("measurement.json", "locust_hdr.json", "locust_window.json"
 # Runs made before manifests recorded their variants' facts get these.
 LEGACY_VARIANTS = Path(__file__).with_name("legacy_variants.json")
 # The requests that are "a protected read": what latency figures are about.
-WRITE_REQUESTS = ("POST /login", "POST /logout")
+# The login's request name, the same from either generator (kept apart from the reads).
+LOGIN_REQUEST = "POST /login"
+WRITE_REQUESTS = (LOGIN_REQUEST, "POST /logout")
 
 
 class RunFolderError(Exception):
@@ -271,7 +273,7 @@ class Measurement:
 
     def login_figures(self) -> dict[str, float]:
         """The logins' latency in this measurement: count, p99 and longest (µs)."""
-        logins = self.decoded.get((WRITE_REQUESTS[0], "latency"))
+        logins = self.decoded.get((LOGIN_REQUEST, "latency"))
         if logins is None or not logins.get_total_count():
             return {"login_requests": 0, "login_us_p99": np.nan, "login_us_max": np.nan}
         return {"login_requests": logins.get_total_count(),

@@ -46,6 +46,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -142,6 +143,11 @@ static size_t templated_request(int connection) {
 static long login_every, login_users, logins_sent, reads_sent;
 static char login_buf[512];
 
+/* Whether the nth request sent (counting from 1) is a login. */
+static int nth_is_login(long nth) {
+    return login_every > 0 && nth % login_every == 0;
+}
+
 static size_t login_request(void) {
     long k = logins_sent % login_users + 1;
     char body[128];
@@ -219,7 +225,7 @@ static void reconnect(conn_t *c) {
 static int send_one(conn_t *c, double due) {
     const char *req;
     size_t len;
-    int login = login_every > 0 && (logins_sent + reads_sent + 1) % login_every == 0;
+    int login = nth_is_login(logins_sent + reads_sent + 1);
     if (login) {
         req = login_buf;
         len = login_request();
@@ -328,8 +334,10 @@ int main(int argc, char **argv) {
         size_t n = 0;
         char *key = load_file(mint_path, &n);
         if (key == NULL) die("cannot read --mint-hs256");
-        while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' ')) n--;
-        size_t skip = strspn(key, " \r\n\t");
+        /* Surrounding whitespace off, as the servers' str.strip() does. */
+        while (n > 0 && isspace((unsigned char)key[n - 1])) n--;
+        size_t skip = 0;
+        while (skip < n && isspace((unsigned char)key[skip])) skip++;
         if (n <= skip) die("--mint-hs256: the key file is empty");
         mint_key = (unsigned char *)key + skip;
         mint_key_len = n - skip;
@@ -477,7 +485,7 @@ int main(int argc, char **argv) {
         double due = queue[(q_head + i) % queue_cap];
         if (due < measure_from || due >= stop) continue;
         /* What it would have been when sent: the same count decides. */
-        int login = login_every > 0 && (logins_sent + reads_sent + (long)i + 1) % login_every == 0;
+        int login = nth_is_login(logins_sent + reads_sent + (long)i + 1);
         fprintf(out, "%.3f %ld 0 -1 %d\n", (due - measure_from) * 1000,
                 (long)((stop - due) * 1e6 + 0.5), login);
         unanswered++;

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from analysis.load import LOGIN_REQUEST  # the name the analysis keeps out of the reads'
 from loadtests.atomic import write_text
 from loadtests.hdrfiles import (
     HIGHEST_US,
@@ -63,8 +64,6 @@ def write_credentials(url: str, variant: str, users: Iterable[int], path: Path) 
 
 # What the analysis names this generator's files and figures by.
 NAME = "loadgen"
-# The name the logins' histogram is filed under (the analysis keeps it out of the reads').
-LOGIN = "POST /login"
 
 
 @dataclass
@@ -93,7 +92,7 @@ class LoadResult:
         generator spawned at `started` (Unix seconds)."""
         latency = {self.request: self.latency}
         if self.logins is not None:
-            latency[LOGIN] = self.logins
+            latency[LOGIN_REQUEST] = self.logins
         write_histograms(prefix, latency, {self.request: self.auth})
         write_window(prefix, started, self.measure_from, self.measure_from + self.seconds)
         write_timeline(prefix, self.timeline)
