@@ -39,6 +39,30 @@ ITEMS_BODY: bytes = dumps([
     for i in range(1, 12)
 ]).encode()
 
+# The remedy (--gc-freeze) freezes after this many sessions made by logins.
+FREEZE_EVERY = 20_000
+
+
+class Freezer:
+    """The population's remedy (--gc-freeze) as a service would run it: after every
+    `every` logins, what the garbage collector tracks (the sessions made since the last
+    freeze above all) leaves its generations (gc.freeze), so no collection walks a store
+    that logins grow. Seeding freezes chunk by chunk the same way (admin_seed). Freed by
+    reference counting as before; cyclic garbage alive at a freeze is never collected."""
+
+    def __init__(self, every: int = FREEZE_EVERY) -> None:
+        self.every = every
+        self.since = 0
+
+    def logged_in(self) -> None:
+        self.since += 1
+        if self.since >= self.every:
+            gc.freeze()
+            self.since = 0
+
+
+FREEZER = web.AppKey("freezer", Freezer)
+
 ProtectedHandler = Callable[[web.Request, Identity], Awaitable[web.StreamResponse]]
 
 
@@ -85,7 +109,11 @@ async def login(request: web.Request) -> web.Response:
                               "fields 'username' and 'password' must be strings")
     if not request.app[USERS].check(username, password):
         return error_response(401, "invalid_credentials")
-    return await request.app[VARIANT].issue(request, username)
+    response = await request.app[VARIANT].issue(request, username)
+    freezer = request.app.get(FREEZER)
+    if freezer is not None and response.status == 200:
+        freezer.logged_in()
+    return response
 
 
 @protected
@@ -132,11 +160,10 @@ async def admin_seed(request: web.Request) -> web.Response:
         return error_response(400, "bad_request",
                               f"'count' must be an integer from 0 to {MAX_SEED}")
     variant = request.app[VARIANT]
-    # The remedy the population experiment measures beside the plain store: what is alive
-    # after each chunk seeded (the sessions above all) leaves the collector's generations,
-    # so no collection, during the seeding or after, walks millions of session dicts (as a
-    # service would freeze its store now and then). Freed by reference counting as before;
-    # cyclic garbage alive at a freeze would never be collected.
+    # The remedy the population experiment measures beside the plain store (Freezer):
+    # what is alive after each chunk seeded (the sessions above all) leaves the
+    # collector's generations, so no collection, during the seeding or after, walks
+    # millions of session dicts.
     freeze = request.app[SETTINGS].gc_freeze
     created = await variant.seed(count, gc.freeze if freeze else None)
     if freeze:
@@ -189,6 +216,8 @@ def create_app(settings: Settings, redis: aioredis.Redis | None = None) -> web.A
     app[VARIANT] = variant
     app[METRICS] = Metrics(settings.auth, registry.variant(settings.auth).keeps_server_state)
     app[USERS] = UserTable(settings.users, settings.password_iterations)
+    if settings.gc_freeze:
+        app[FREEZER] = Freezer()
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/login", login)
     app.router.add_get("/me", me)

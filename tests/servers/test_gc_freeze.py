@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import time
 
-from tests.conftest import ADMIN_TOKEN, MakeClient
+from servers.app import FREEZE_EVERY, FREEZER
+from tests.conftest import ADMIN_TOKEN, MakeClient, login
 
 
 async def test_the_remedy_freezes_the_seeded_sessions(make_client: MakeClient) -> None:
@@ -76,3 +77,25 @@ async def test_the_remedy_freezes_as_it_seeds(make_client: MakeClient) -> None:
     assert plain_pauses.count >= 1
     assert frozen_pauses.longest < 0.5 * plain_pauses.longest, (
         frozen_pauses.longest, plain_pauses.longest)
+
+
+async def test_the_remedy_freezes_as_logins_grow_the_store(make_client: MakeClient) -> None:
+    """In service the store grows by logins: the remedy freezes after every so many of
+    them (FREEZE_EVERY), not only as it seeds; a failed login counts for nothing."""
+    frozen = await make_client("session-memory", gc_freeze=True)
+    freezer = frozen.server.app[FREEZER]
+    assert freezer.every == FREEZE_EVERY
+    freezer.every = 3  # 20,000 logins would take the test half a minute
+    assert gc.get_freeze_count() == 0
+    try:
+        await login(frozen, "session-memory", 1)
+        await login(frozen, "session-memory", 2)
+        refused = await frozen.post("/login", json={"username": "user3", "password": "no"})
+        assert refused.status == 401 and freezer.since == 2
+        assert gc.get_freeze_count() == 0
+        await login(frozen, "session-memory", 3)
+        assert freezer.since == 0 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    plain = await make_client("session-memory")
+    assert plain.server.app.get(FREEZER) is None
