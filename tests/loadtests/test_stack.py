@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loadtests.compose import compose_document
 from loadtests.containers import check_pinning
 from loadtests.runner.processes import ProcessError
-from loadtests.stack import StackError, check_limits, debian_mirror, report
+from loadtests.stack import StackError, check_limits, debian_mirror, overhead, report
 
 
 def test_the_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:
@@ -45,16 +46,18 @@ def test_the_compose_file_swaps_images_and_pins_cores_as_native_runs_do() -> Non
 
 
 def test_the_report_says_what_ran_and_what_was_left() -> None:
+    rows = [{"where": "container", "pair": 1, "closed_rps": 3000.0, "closed_p99_ms": 30.0,
+             "fixed_p50_ms": 0.5, "fixed_p99_ms": 2.0, "fixed_cpu_us_per_request": 250.0},
+            {"where": "native", "pair": 1, "closed_rps": 2500.0, "closed_p99_ms": 20.0,
+             "fixed_p50_ms": 0.4, "fixed_p99_ms": 2.5, "fixed_cpu_us_per_request": 200.0}]
     manifest = {"run_id": "x-compose", "status": "complete", "seconds": 200.0,
                 "engine": {"name": "podman", "version": "4.3.1", "compose": "docker-compose"},
                 "images": {"python": "localhost/b", "redis": "localhost/b", "why": "built",
                            "ids": {"app": "sha256:1"}},
                 "pinning": {"server_cpus": [0], "generator_cpus": [1]},
                 "services": {"jwt-hs256": {"limits": {"cpus": 1.0}, "verified": True}},
-                "comparison": {"variant": "jwt-hs256", "rows": [
-                    {"where": "container", "closed_rps": 3000.0, "closed_p99_ms": 30.0,
-                     "fixed_p50_ms": 0.5, "fixed_p99_ms": 2.0,
-                     "fixed_cpu_us_per_request": 250.0}]},
+                "comparison": {"variant": "jwt-hs256", "rows": rows,
+                               "overhead": overhead(rows)},
                 "distributed": {"workers": 1, "users": 4, "seconds": 8.0, "requests": 4990,
                                 "failures": 0, "rps": 853.2, "target": "http://s:8000"},
                 "profile_run": {"profile": "compose", "run_id": "y-compose", "exit_code": 0},
@@ -62,9 +65,28 @@ def test_the_report_says_what_ran_and_what_was_left() -> None:
     text = report(manifest)
     assert "master and 1 worker, 4 users against http://s:8000 for 8 s" in text
     assert "4,990 requests, 0 failures, 853 req/s" in text
-    assert "podman 4.3.1" in text and "| container | 3,000 | 30.00 | 0.50 | 2.00 | 250 |" in text
+    assert "podman 4.3.1" in text
+    assert "| container | 1 | 3,000 | 30.00 | 0.50 | 2.00 | 250 |" in text
+    assert ("Container / native, median of the pairs [lowest, highest]: flat out req/s "
+            "1.20x [1.20, 1.20]; p50 at 1,000 req/s 1.25x [1.25, 1.25]; p99 at 1,000 req/s "
+            "0.80x [0.80, 0.80]; server CPU per request 1.25x [1.25, 1.25].") in text
     assert "run `y-compose` (results/y-compose/report.md), exit code 0" in text
     assert text.rstrip().endswith("Left behind after `down`: nothing")
+
+
+def test_the_overhead_is_the_median_of_paired_ratios() -> None:
+    """Each pair's container / native ratio, then their median and range; a pair missing
+    a side, or a native figure of zero, gives no ratio."""
+    def row(where: str, pair: int, rps: float) -> dict[str, Any]:
+        return {"where": where, "pair": pair, "closed_rps": rps, "fixed_p50_ms": 0.5,
+                "fixed_p99_ms": 2.0, "fixed_cpu_us_per_request": 0.0}
+    rows = [row("container", 1, 900), row("native", 1, 1000), row("container", 2, 1100),
+            row("native", 2, 1000), row("container", 3, 1000), row("native", 3, 800),
+            row("container", 4, 5000)]
+    found = overhead(rows)
+    assert found["closed_rps"] == {"median": 1.1, "low": 0.9, "high": 1.25, "pairs": 3}
+    assert found["fixed_p99_ms"]["median"] == 1.0
+    assert "fixed_cpu_us_per_request" not in found
 
 
 def test_containers_refuse_cores_other_than_the_runners() -> None:
