@@ -10,7 +10,8 @@
  *   authscale-loadgen --port P [--host 127.0.0.1] [--path /items] [--rate R]
  *                     [--connections C] [--duration S] [--warmup W]
  *                     (--credentials FILE | --template T --first F --last L [--zipf S]
- *                      | --mint-hs256 KEYFILE --first F --last L [--zipf S])
+ *                      | --mint-hs256 KEYFILE --first F --last L [--zipf S]
+ *                      | --mint-fernet KEYFILE --cookie NAME --first F --last L [--zipf S])
  *                     [--per-connection 1] [--login-every K --login-users U] --out FILE
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
@@ -39,6 +40,12 @@
  * aud "authscale-api", iat a second before the start, exp an hour after. So a stateless
  * variant is measured with millions of distinct issued tokens, which no file could carry.
  *
+ * --mint-fernet KEYFILE --cookie NAME: each request the cookie NAME holding a session
+ * encrypted here for the user drawn, as aiohttp-session's EncryptedCookieStorage writes it:
+ * the JSON {"created": <a second before the start>, "session": {"user": "user<id>"}} in a
+ * Fernet token (version 0x80, the time, a random IV, AES-128-CBC, HMAC-SHA256; url-safe
+ * base64) under the Fernet key in KEYFILE (44 characters, surrounding whitespace stripped).
+ *
  * --login-every K: every K-th request sent is a login instead of a read (POST /login as
  * user<k> with password pw-<k>, k = 1..U in turn: the servers' user table), so the server's
  * credential store grows while it serves, as in service. The credential it issues is not
@@ -54,6 +61,7 @@
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,11 +173,12 @@ static size_t mint_key_len;
 static long mint_iat, mint_exp;
 static const char *JWT_HEADER_B64 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";  /* {"alg":"HS256","typ":"JWT"} */
 
-/* base64url without padding (RFC 7515): OpenSSL's encoder writes the standard alphabet
- * with padding, so it is turned into this one in place. Returns the length written. */
-static size_t base64url(char *out, const unsigned char *in, size_t n) {
+/* base64url (RFC 4648), without padding for a JWT (RFC 7515), with it for Fernet:
+ * OpenSSL's encoder writes the standard alphabet, turned into this one in place. Returns
+ * the length written. */
+static size_t base64url(char *out, const unsigned char *in, size_t n, int padded) {
     int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    while (len > 0 && out[len - 1] == '=') len--;
+    while (!padded && len > 0 && out[len - 1] == '=') len--;
     for (int i = 0; i < len; i++) {
         if (out[i] == '+') out[i] = '-';
         else if (out[i] == '/') out[i] = '_';
@@ -186,15 +195,46 @@ static size_t minted_request(int connection) {
                      "\"iss\":\"authscale\",\"aud\":\"authscale-api\"}",
                      id, mint_iat, mint_exp, (unsigned long)id);
     size_t t = (size_t)sprintf(token, "%s.", JWT_HEADER_B64);
-    t += base64url(token + t, (unsigned char *)claims, (size_t)c);
+    t += base64url(token + t, (unsigned char *)claims, (size_t)c, 0);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     HMAC(EVP_sha256(), mint_key, (int)mint_key_len, (unsigned char *)token, t, mac, &mac_len);
     token[t++] = '.';
-    t += base64url(token + t, mac, mac_len);
+    t += base64url(token + t, mac, mac_len, 0);
     int n = snprintf(template_buf, sizeof template_buf,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n",
                      request_path, request_host, request_port, token);
+    return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
+}
+
+/* --mint-fernet: the key (16 bytes to sign, then 16 to encrypt), the cookie's name. */
+static unsigned char fernet_key[32];
+static const char *fernet_cookie;
+static EVP_CIPHER_CTX *fernet_ctx;
+
+static size_t fernet_request(int connection) {
+    long id = draw_id(connection);
+    char session[128];
+    int p = snprintf(session, sizeof session,
+                     "{\"created\":%ld,\"session\":{\"user\":\"user%ld\"}}", mint_iat, id);
+    /* version, time (8 bytes big-endian), IV, ciphertext (the session padded to 16), MAC */
+    unsigned char token[1 + 8 + 16 + sizeof session + 16 + 32];
+    token[0] = 0x80;
+    for (int i = 0; i < 8; i++) token[1 + i] = (unsigned char)((uint64_t)mint_iat >> (56 - 8 * i));
+    int sealed = 0, last = 0;
+    if (RAND_bytes(token + 9, 16) != 1
+        || !EVP_EncryptInit_ex(fernet_ctx, EVP_aes_128_cbc(), NULL, fernet_key + 16, token + 9)
+        || !EVP_EncryptUpdate(fernet_ctx, token + 25, &sealed, (unsigned char *)session, p)
+        || !EVP_EncryptFinal_ex(fernet_ctx, token + 25 + sealed, &last))
+        die("--mint-fernet: OpenSSL could not encrypt");
+    size_t t = 25 + (size_t)(sealed + last);
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), fernet_key, 16, token, t, token + t, &mac_len);
+    char encoded[2 * sizeof token];
+    base64url(encoded, token, t + mac_len, 1);
+    int n = snprintf(template_buf, sizeof template_buf,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nCookie: %s=%s\r\n\r\n",
+                     request_path, request_host, request_port, fernet_cookie, encoded);
     return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
 }
 
@@ -232,6 +272,9 @@ static int send_one(conn_t *c, double due) {
     } else if (mint_key != NULL) {
         req = template_buf;
         len = minted_request(c->index);
+    } else if (fernet_ctx != NULL) {
+        req = template_buf;
+        len = fernet_request(c->index);
     } else if (template_head != NULL) {
         req = template_buf;
         len = templated_request(c->index);
@@ -288,9 +331,29 @@ static char *load_file(const char *path, size_t *size) {
     return data;
 }
 
+/* A key file's contents without surrounding whitespace, as the servers' str.strip() reads
+ * it; dies naming `option` when it cannot be read or is empty. */
+static unsigned char *key_from(const char *path, const char *option, size_t *len) {
+    size_t n = 0;
+    char *key = load_file(path, &n);
+    if (key == NULL) {
+        fprintf(stderr, "authscale-loadgen: cannot read %s %s\n", option, path);
+        exit(2);
+    }
+    while (n > 0 && isspace((unsigned char)key[n - 1])) n--;
+    size_t skip = 0;
+    while (skip < n && isspace((unsigned char)key[skip])) skip++;
+    if (n <= skip) {
+        fprintf(stderr, "authscale-loadgen: %s: the key file is empty\n", option);
+        exit(2);
+    }
+    *len = n - skip;
+    return (unsigned char *)key + skip;
+}
+
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *path = "/items", *cred_path = NULL, *out_path = NULL;
-    const char *template = NULL, *mint_path = NULL;
+    const char *template = NULL, *mint_path = NULL, *fernet_path = NULL;
     int port = 0, connections = 32;
     double rate = 0, duration = 10, warmup = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -305,6 +368,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--out")) out_path = argv[i + 1];
         else if (!strcmp(argv[i], "--template")) template = argv[i + 1];
         else if (!strcmp(argv[i], "--mint-hs256")) mint_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--mint-fernet")) fernet_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--cookie")) fernet_cookie = argv[i + 1];
         else if (!strcmp(argv[i], "--first")) first_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--last")) last_id = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--zipf")) zipf_s = atof(argv[i + 1]);
@@ -314,8 +379,12 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "authscale-loadgen: unknown option %s\n", argv[i]); return 2; }
     }
     if (port <= 0 || out_path == NULL ||
-        (cred_path != NULL) + (template != NULL) + (mint_path != NULL) != 1)
-        die("--port, --out and one of --credentials, --template or --mint-hs256 are required");
+        (cred_path != NULL) + (template != NULL) + (mint_path != NULL) + (fernet_path != NULL)
+        != 1)
+        die("--port, --out and one of --credentials, --template, --mint-hs256 or "
+            "--mint-fernet are required");
+    if ((fernet_path != NULL) != (fernet_cookie != NULL))
+        die("--mint-fernet and --cookie go together");
     if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0)
         die("load goes to loopback only: --host 127.0.0.1");
     if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
@@ -326,25 +395,29 @@ int main(int argc, char **argv) {
     request_path = path;
     request_host = host;
     request_port = port;
-    if (template != NULL || mint_path != NULL) {
+    if (template != NULL || mint_path != NULL || fernet_path != NULL) {
         if (first_id < 1 || last_id < first_id) die("derived users need 1 <= --first <= --last");
         if (zipf_s < 0) die("--zipf >= 0");
     }
-    if (mint_path != NULL) {
-        size_t n = 0;
-        char *key = load_file(mint_path, &n);
-        if (key == NULL) die("cannot read --mint-hs256");
-        /* Surrounding whitespace off, as the servers' str.strip() does. */
-        while (n > 0 && isspace((unsigned char)key[n - 1])) n--;
-        size_t skip = 0;
-        while (skip < n && isspace((unsigned char)key[skip])) skip++;
-        if (n <= skip) die("--mint-hs256: the key file is empty");
-        mint_key = (unsigned char *)key + skip;
-        mint_key_len = n - skip;
+    if (mint_path != NULL || fernet_path != NULL) {
         struct timespec wall;
         clock_gettime(CLOCK_REALTIME, &wall);
         mint_iat = (long)wall.tv_sec - 1;
         mint_exp = mint_iat + 3600;
+    }
+    if (mint_path != NULL) mint_key = key_from(mint_path, "--mint-hs256", &mint_key_len);
+    if (fernet_path != NULL) {
+        size_t n = 0;
+        unsigned char *key = key_from(fernet_path, "--mint-fernet", &n);
+        /* url-safe base64 of 32 bytes: 44 characters, the last a pad */
+        unsigned char standard[45], raw[33];
+        for (size_t i = 0; i < n && i < 44; i++)
+            standard[i] = key[i] == '-' ? '+' : key[i] == '_' ? '/' : key[i];
+        if (n != 44 || EVP_DecodeBlock(raw, standard, 44) != 33)
+            die("--mint-fernet: not a Fernet key (44 url-safe base64 characters)");
+        memcpy(fernet_key, raw, 32);
+        fernet_ctx = EVP_CIPHER_CTX_new();
+        if (fernet_ctx == NULL) die("--mint-fernet: OpenSSL could not make a cipher context");
     }
     if (template != NULL) {
         const char *slot = strstr(template, "{id}");

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from hdrh.histogram import HdrHistogram
@@ -172,15 +172,27 @@ class Derived(DrawnUsers):
 
 @dataclass(frozen=True)
 class Minted(DrawnUsers):
-    """Tokens the generator mints per request (HS256 with the secret in `key_file`, as the
-    server reads it), one user each: millions of distinct issued tokens, no file of them."""
+    """Credentials the generator makes per request, one user each, with the secret in
+    `key_file` as the server reads it: HS256 tokens (`hs256`), or session cookies encrypted
+    with the Fernet key as aiohttp-session's EncryptedCookieStorage writes them (`fernet`).
+    Millions of distinct issued credentials, no file of them."""
 
     key_file: Path
     first: int
     last: int
     zipf: float = 0.0
+    kind: str = "hs256"
+
+    KINDS: ClassVar[tuple[str, ...]] = ("hs256", "fernet")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"the generator mints {' or '.join(self.KINDS)}, not {self.kind!r}")
 
     def argv(self) -> list[str]:
+        if self.kind == "fernet":
+            return ["--mint-fernet", str(self.key_file), "--cookie", SESSION_COOKIE,
+                    *self.drawn_argv()]
         return ["--mint-hs256", str(self.key_file), *self.drawn_argv()]
 
 

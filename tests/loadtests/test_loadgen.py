@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.runner.loadgen import (
@@ -28,7 +29,7 @@ from loadtests.runner.loadgen import (
     write_credentials,
 )
 from loadtests.runner.processes import ServerHandle, start_server
-from servers.variants.registry import ENV_ADMIN_TOKEN, ENV_JWT_KEY
+from servers.variants.registry import ENV_ADMIN_TOKEN, ENV_COOKIE_KEY, ENV_JWT_KEY
 
 # Real processes for seconds at a time: `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
@@ -188,6 +189,39 @@ def test_minted_tokens_are_a_million_users_the_server_accepts(tmp_path: Path) ->
         assert bound.errors == 0 and bound.answered >= 40
     finally:
         handle.stop()
+
+
+def test_minted_session_cookies_are_a_million_users_the_server_accepts(tmp_path: Path
+                                                                      ) -> None:
+    """Session cookies encrypted by the generator with the server's Fernet key, as
+    aiohttp-session writes them, one per user drawn from a million: the server reads the
+    user from every one (/me answers it); under another key it refuses every one; a key
+    that is not a Fernet key is refused before any load, naming the option."""
+    key_text = Fernet.generate_key().decode()
+    handle = start_server("session-cookie", cpus=SERVER_CPUS,
+                          env={**os.environ, ENV_COOKIE_KEY: key_text})
+    try:
+        key, wrong = tmp_path / "key", tmp_path / "wrong"
+        key.write_text(f"{key_text}\n")
+        wrong.write_text(Fernet.generate_key().decode())
+        good = run_load(handle.port, Minted(key, 1, 1_000_000, kind="fernet"),
+                        tmp_path / "good.txt", rate=400, connections=8, duration=1.5,
+                        warmup=0.2, path="/me", cpus=GENERATOR_CPUS)
+        assert good.errors == 0 and good.answered >= 500
+        bad = run_load(handle.port, Minted(wrong, 1, 1_000_000, kind="fernet"),
+                       tmp_path / "bad.txt", rate=400, connections=8, duration=1,
+                       warmup=0.2, cpus=GENERATOR_CPUS)
+        assert bad.errors == bad.answered > 300  # 401, every one
+    finally:
+        handle.stop()
+    garbled = tmp_path / "garbled"
+    garbled.write_text("not-a-fernet-key")
+    done = subprocess.run([str(build()), "--port", "80", "--out", str(tmp_path / "o"),
+                           *Minted(garbled, 1, 10, kind="fernet").argv()],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "--mint-fernet: not a Fernet key" in done.stderr
+    with pytest.raises(ValueError, match="mints hs256 or fernet, not 'rsa'"):
+        Minted(key, 1, 10, kind="rsa")
 
 
 def test_load_goes_to_loopback_only(credentials: Path, tmp_path: Path) -> None:
