@@ -354,7 +354,7 @@ def over_time(run: Run, path: Path) -> Path:
 def population_service(population: pd.DataFrame, connections: pd.DataFrame, run: Run,
                        path: Path) -> Path:
     """At each number of live users: p99 at the common rate (left; a solid line over all
-    users uniformly, their tokens minted, or the logged-in ones, dashed over a hot set) and
+    users uniformly, their credentials minted, or the logged-in ones, dashed over a hot set) and
     what the server served flat out (second), the server's longest garbage-collector pause
     so far, seeding included (third, log scale); a remedy's run with squares. Then p99
     against connections open at once, each its own user (right)."""

@@ -251,11 +251,13 @@ class Measurement:
 
     def gc_pauses(self) -> dict[str, float]:
         """The server's garbage-collector pauses over the measurement (warm-up included),
-        from its /metrics (replica 0): how many, how long in all, how many full ones, and
-        the longest, when the longest the server has ever had came during it (NaN when an
-        earlier one, a seeding say, was longer); and that longest ever, seeding included."""
+        from its /metrics (replica 0): how many, how long in all, how many full ones and
+        how long they took, and the longest, when the longest the server has ever had came
+        during it (NaN when an earlier one, a seeding say, was longer); and that longest
+        ever, seeding included."""
         figures = {"gc_pauses": np.nan, "gc_pause_ms": np.nan, "gc_full_pauses": np.nan,
-                   "gc_longest_pause_ms": np.nan, "gc_longest_ever_ms": np.nan}
+                   "gc_full_pause_ms": np.nan, "gc_longest_pause_ms": np.nan,
+                   "gc_longest_ever_ms": np.nan}
         samples = self.samples
         if samples.empty or "gc_pauses" not in samples:
             return figures
@@ -266,6 +268,8 @@ class Measurement:
         figures["gc_pauses"] = float(end["gc_pauses"] - start["gc_pauses"])
         figures["gc_pause_ms"] = float(end["gc_pause_seconds"] - start["gc_pause_seconds"]) * 1e3
         figures["gc_full_pauses"] = float(end["gc_full_pauses"] - start["gc_full_pauses"])
+        figures["gc_full_pause_ms"] = float(
+            end["gc_full_pause_seconds"] - start["gc_full_pause_seconds"]) * 1e3
         if end["gc_longest_pause_seconds"] > start["gc_longest_pause_seconds"]:
             figures["gc_longest_pause_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
         figures["gc_longest_ever_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
@@ -320,6 +324,7 @@ class Measurement:
             "achieved_rps": total / seconds if seconds and seconds > 0 else np.nan,
             "window_s": seconds,
             **{f"latency_us_{k}": v for k, v in percentiles_us(latency).items()},
+            "latency_us_max": float(latency.get_max_value()) if count else np.nan,
             **{f"auth_us_{k}": v for k, v in percentiles_us(auth).items()},
             "auth_us_mean": auth.get_mean_value() if auth is not None else np.nan,
             "server_cpu_us_per_request": (cpu_seconds * 1e6 / total if total else np.nan),

@@ -320,8 +320,8 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
     blocks = [Block("h2", "2. Scaling with live users"),
               Block("image", charts["population"], "At each number of live users: p99 at a "
                     "common fixed rate (left; solid: requests spread uniformly over all N "
-                    "users, their seeded sessions or tokens minted for them, or over 1,000 "
-                    "logged-in users where the generator can make neither; dashed: a hot "
+                    "users, their seeded sessions or credentials minted for them, or over "
+                    "1,000 logged-in users where the generator can make neither; dashed: a hot "
                     "set, a power law over the N users), "
                     "what one server core served flat out (second), the server's longest "
                     "garbage-collector pause so far, seeding included (third, log scale), "
@@ -335,6 +335,9 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
                             "Locust, at a low rate, and reported memory only)."))
     else:
         blocks.append(live_users_table(population))
+        storm = storm_text(population)
+        if storm:
+            blocks.append(Block("p", storm))
     connections = pd.DataFrame(summary.get("connections_curve") or [])
     if not connections.empty:
         blocks.append(connections_table(connections))
@@ -344,39 +347,75 @@ def population_blocks(summary: dict[str, Any], charts: dict[str, Path]) -> list[
 def live_users_table(population: pd.DataFrame) -> Block:
     rows = [[r["variant"] + (f" + {r['remedy']}" if r.get("remedy") else ""),
              f"{r['population']:,}", r["distribution"],
-             "flat out" if r["phase"] == "saturation" else f"{r['target_rps']:,.0f}",
-             fmt(r["achieved_rps"], "{:,.0f}"), f"{r['requests']:,}",
+             offered(r), fmt(r["achieved_rps"], "{:,.0f}"), f"{r['requests']:,}",
              fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}"),
-             fmt(r.get("p99.9_ms"), "{:.2f}"), fmt(r.get("gc_pause_ms"), "{:.1f}"),
+             fmt(r.get("p99.9_ms"), "{:.2f}"), fmt(r.get("max_ms"), "{:.1f}"),
+             fmt(r.get("gc_pause_ms"), "{:.1f}"),
              fmt(r.get("gc_full_pauses"), "{:.0f}"), fmt(r.get("gc_longest_pause_ms"), "{:.1f}"),
              fmt(r.get("gc_longest_ever_ms"), "{:.1f}"),
              fmt(r.get("server_cpu_us_per_request"), "{:.0f}"), logins_cell(r)]
             for r in population.to_dict("records")]
     return table_block(
         ("variant", "live users", "requests over", "offered req/s", "served req/s",
-         "requests", "p50 ms", "p99 ms", "p99.9 ms", "GC pauses ms", "full collections",
+         "requests", "p50 ms", "p99 ms", "p99.9 ms", "longest ms", "GC pauses ms",
+         "full collections",
          "new longest GC pause ms", "longest GC pause so far ms", "server CPU µs/request",
          "logins: count, p99 / longest ms"),
         rows,
         "A variant `+ gc.freeze` is the remedy beside the plain store: its server froze "
         "what the collector tracked as it seeded (`--gc-freeze`: after each seed, and "
-        "since 30 November 2026 after each chunk of 20,000 sessions as well). "
+        "since 30 November 2026 after each chunk of 20,000 sessions and every 20,000 "
+        "logins as well). "
         "Requests over: `uniform`, every one of the N seeded sessions alike, its id derived "
         "from the salt the server gave; `zipf`, a power law over them (a hot set); "
-        "`minted`, a token for each of the N users, minted by the generator with the run's "
-        "HS256 secret (the token variants keep nothing per user: this measures their flat "
-        "line with N distinct tokens); "
-        "`logged-in`, 1,000 real users' credentials (the encrypted cookie and the "
-        "control: credentials the generator does not make). GC: the server's own "
-        "collector, timed by gc.callbacks, in the measured window: total pause, full "
-        "(generation 2) collections, and the longest pause where it was the longest "
-        "since the server started; then the longest since the server started, seeding "
+        "`minted`, a credential for each of the N users, made by the generator with the "
+        "run's secret: an HS256 token, or for the encrypted cookie a session cookie "
+        "encrypted with the run's Fernet key (these variants keep nothing per user: this "
+        "measures their flat line with N distinct credentials; runs before 30 November 2026 "
+        "gave the cookie `logged-in`); "
+        "`logged-in`, 1,000 real users' credentials (the control, which reads none). "
+        "GC: the server's own collector, timed by gc.callbacks, in the measured window: "
+        "total pause, full (generation 2) collections, and the longest pause where it was "
+        "the longest since the server started; then the longest since the server started, seeding "
         "included (seeding grows the store fastest, and the "
         "collector's full passes over it come then). A percentile only where "
-        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000). Logins: at "
+        "the cells hold enough requests for it (p99: 1,000; p99.9: 10,000); the longest "
+        "wait of any read, in full. Logins: at "
         "the common rate a share of the requests are logins (POST /login, each a new "
         "session or token), so the store grows while it serves; the latency columns are "
-        "the reads', the last column the logins' (their p99 from 1,000 logins).")
+        "the reads', the last column the logins' (their p99 from 1,000 logins). A `storm` "
+        "row: logins at half the offered rate, reads the other half, until the in-process "
+        "store has grown by the share below.")
+
+
+def offered(row: dict[str, Any]) -> str:
+    """What a population step offered: flat out, or a rate (a storm's marked)."""
+    if row["phase"] == "saturation":
+        return "flat out"
+    rate = f"{row['target_rps']:,.0f}"
+    return f"{rate} storm" if row["phase"] == "storm" else rate
+
+
+def storm_text(population: pd.DataFrame) -> str | None:
+    """The login storms in words: what the collector did as logins grew the store, and
+    what the reads and logins waited, per arm."""
+    storms = population[population["phase"] == "storm"]
+    if storms.empty:
+        return None
+    parts = []
+    for r in storms.to_dict("records"):
+        name = r["variant"] + (f" + {r['remedy']}" if r.get("remedy") else "")
+        grown = r["logins"] / r["population"] if r.get("logins") else 0.0
+        parts.append(
+            f"{name} at {r['population']:,} live users, {r['logins'] or 0:,} logins in "
+            f"{r['requests'] + (r['logins'] or 0):,} requests (the store grown by "
+            f"{grown:.0%}): {fmt(r.get('gc_full_pauses'), '{:.0f}')} full collections, "
+            f"{fmt(r.get('gc_full_pause_ms'), '{:,.1f}')} ms of them; the reads' longest "
+            f"wait {fmt(r.get('max_ms'), '{:,.1f}')} ms (p99 {fmt(r.get('p99_ms'), '{:.2f}')}"
+            f" ms), the logins' {fmt(r.get('login_max_ms'), '{:,.1f}')} ms")
+    return ("Login storm (CPython's full collection runs when what survived the last one "
+            "has grown by a quarter, so churn at the common rate never meets one in a large "
+            "store; a morning's logins do): " + "; ".join(parts) + ".")
 
 
 def logins_cell(row: dict[str, Any]) -> str:
@@ -398,7 +437,7 @@ def connections_table(connections: pd.DataFrame) -> Block:
         ("variant", "connections open", "offered req/s", "served req/s", "requests",
          "errors", "p50 ms", "p99 ms", "server RSS MiB (peak)", "bytes per connection"), rows,
         "Users at once as connections: that many keep-alive connections open together, each "
-        "its own user (its own seeded session, a token minted for it, or its own logged-in "
+        "its own user (its own seeded session, a credential minted for it, or its own logged-in "
         "user), the same total "
         "rate spread over them. Bytes per connection: what the server's peak RSS grew by "
         "per connection over the fewest measured. Where the connections outnumber the "

@@ -29,8 +29,11 @@ CLAIM = ("token based authentication scales better than that of a session becaus
          "might become an issue when there is a large number of users using the system at "
          "once.")
 GENERATOR_CPU_LIMIT = 90.0
-# The latency experiment's phases (loadtests/experiments/latency.py).
-SATURATION, COMMON, KNEE = "saturation", "common", "knee"
+# The latency experiment's phases (loadtests/experiments/latency.py), and the population's
+# login storm (loadtests/experiments/population.py).
+SATURATION, COMMON, KNEE, STORM = "saturation", "common", "knee", "storm"
+# Each population step as it ran: flat out, the common rate, then the storm.
+STEP_ORDER = {SATURATION: 0, COMMON: 1, STORM: 2}
 PERCENTILES = ("p50", "p90", "p99", "p99.9")
 RATE_SHORTFALL = 0.95
 
@@ -175,8 +178,9 @@ def login_churn(cells: pd.DataFrame) -> dict[str, float | None]:
 def population_curve(run: Run) -> pd.DataFrame:
     """The population experiment's fast-generator cells: at each number of live users, flat
     out and at the common rate (over all N seeded sessions, uniformly or a hot set, or over
-    the logged-in users), with the server's garbage-collector pauses in each window. Medians
-    over repetitions; a percentile only where the cells hold enough requests for it."""
+    the logged-in users), then any login storm, with the server's garbage-collector pauses
+    in each window. Medians over repetitions (the longest wait and pauses: their maximum);
+    a percentile only where the cells hold enough requests for it."""
     table = run.table
     if table.empty or "distribution" not in table:
         return pd.DataFrame()
@@ -199,13 +203,15 @@ def population_curve(run: Run) -> pd.DataFrame:
             "server_cpu_us_per_request": float(group["server_cpu_us_per_request"].median()),
             "gc_pause_ms": float(group["gc_pause_ms"].max()),
             "gc_full_pauses": float(group["gc_full_pauses"].max()),
+            "gc_full_pause_ms": float(group["gc_full_pause_ms"].max()),
             "gc_longest_pause_ms": float(group["gc_longest_pause_ms"].max()),
             "gc_longest_ever_ms": float(group["gc_longest_ever_ms"].max()),
-            "order": order[variant], "phase_order": 0 if phase == SATURATION else 1}
+            # The reads' longest wait: where a stall of the event loop shows in full.
+            "max_ms": float(group["latency_us_max"].max()) / 1000,
+            "order": order[variant], "phase_order": STEP_ORDER[phase]}
         row.update(login_churn(group))
         row.update(shown_ms(requests, group[LATENCY_COLUMNS].median()))
         rows.append(row)
-    # Each step as it ran: flat out first, then the common rate.
     return pd.DataFrame(rows).sort_values(
         ["order", "remedy", "population", "phase_order"]).drop(
         columns=["order", "phase_order"]).reset_index(drop=True)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from loadtests.experiments.population import derivable, mintable, seed
+from loadtests.experiments.population import derivable, mintable, minted, seed
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
-from loadtests.runner.loadgen import Derived, Minted, PerConnection, write_credentials
+from loadtests.runner.loadgen import Derived, PerConnection, write_credentials
 
 NAME = "connections"
 RUNS_BY_DEFAULT = True
@@ -92,7 +92,7 @@ def own_users(ctx: Context, group: Group, count: int) -> PerConnection:
     """A user per connection: `count` seeded sessions (derived ids), tokens minted for
     `count` users, or `count` users logged in, one credential each."""
     if mintable(group.variant):
-        return PerConnection(Minted(ctx.secret_file(group.variant), 1, count))
+        return PerConnection(minted(ctx, group.variant, count))
     if derivable(group.variant):
         ids = seed(group.urls[0], ctx.admin_token, count)["seeded_ids"]
         return PerConnection(Derived.seeded_sessions(ids))

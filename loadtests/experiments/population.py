@@ -9,13 +9,24 @@ all N of them, their ids derived from the salt `/admin/seed` gives (loadgen.Deri
 uniformly, and with a power law over the users (a hot set, `zipf`). For the HS256 tokens
 (jwt-hs256, and jwt-hs256-revocable, whose N entries are revoked ids no client presents) the
 generator mints a token for each of N users with the run's secret (loadgen.Minted), so
-their flat line is measured with N distinct tokens, not assumed. Elsewhere (the encrypted
-cookie, the control) the reads carry the 1,000 real logged-in users' credentials. Every
+their flat line is measured with N distinct tokens, not assumed; so too the encrypted
+cookie's (a session cookie for each of N users, encrypted with the run's Fernet key). The
+control, which reads no credential, gets the 1,000 real logged-in users'. Every
 measurement records the server's garbage-collector pauses.
+
+Churn at the common rate grows a large store too slowly for CPython's full collection, which
+runs when what survived since the last one reaches a quarter of it: a store of 10^6 grows by
+0.01% a step. So at the `storm_sizes` an in-process store also meets a login storm (half the
+requests logins, the rest reads, at a share of what it served flat out at that size) until it
+has grown by `storm_growth` of its size: as a service meets a morning's logins, and with it
+the collector's walk over the whole store.
+Redis stores are left out: their growth costs Redis (seeding them shows it), not the
+server's collector.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.request
@@ -29,6 +40,7 @@ from loadtests.atomic import write_csv
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
 from loadtests.runner.loadgen import Derived, Logins, Minted
+from loadtests.runner.profile import ProfileError
 from loadtests.runner.sampler import redis_figures
 from servers.variants import registry
 
@@ -54,8 +66,21 @@ class Section:
     # started with --gc-freeze (the seeded sessions out of the garbage collector's reach).
     remedy: tuple[str, ...] = ()
     repetitions: int = 1
+    # The login storm (see above): at these sizes, logins and reads half and half at
+    # `storm_load` of what the server served flat out at that size (reads; a login costs
+    # more), until the store has grown by `storm_growth` of the size or `storm_max_s` ran.
+    storm_sizes: tuple[int, ...] = ()
+    storm_growth: float = 0.4
+    storm_load: float = 0.4
+    storm_max_s: float = 300.0
 
     PLACEHOLDER: ClassVar[dict[str, Any]] = {"sizes": [1000]}
+
+    def check(self, where: str) -> None:
+        stray = sorted(set(self.storm_sizes) - set(self.sizes))
+        if stray:
+            raise ProfileError(f"{where}.storm_sizes: {stray[0]:,} is not one of the sizes; "
+                               f"a storm comes after a size's other steps")
 
 
 # The remedy's name in labels and rows, and the server flag that applies it.
@@ -68,10 +93,22 @@ def derivable(name: str) -> bool:
     return registry.variant(name).state in ("process", "redis")
 
 
+def mint_kind(name: str) -> str | None:
+    """What the generator can mint of this variant's credentials (loadgen.Minted): HS256
+    tokens with the run's secret, session cookies encrypted with the run's Fernet key."""
+    spec = registry.variant(name)
+    if spec.algorithm == "HS256":
+        return "hs256"
+    return "fernet" if spec.secret == "cookie_key" else None
+
+
 def mintable(name: str) -> bool:
-    """The generator can mint this variant's credentials: HS256 tokens, with the run's
-    secret."""
-    return registry.variant(name).algorithm == "HS256"
+    return mint_kind(name) is not None
+
+
+def minted(ctx: Context, name: str, users: int) -> Minted:
+    """Users 1..`users` of a variant, their credentials minted by the generator."""
+    return Minted(ctx.secret_file(name), 1, users, kind=mint_kind(name) or "")
 
 
 def distributions(name: str, spec: Section) -> list[str]:
@@ -83,6 +120,15 @@ def distributions(name: str, spec: Section) -> list[str]:
     if not derivable(name):
         return ["logged-in"]
     return ["uniform", "zipf"] if spec.zipf > 0 else ["uniform"]
+
+
+def stormable(name: str) -> bool:
+    """The login storm's mechanism, the collector walking the store, is the process's."""
+    return registry.variant(name).state == "process"
+
+
+# In a storm, every other request is a login.
+STORM_LOGIN_EVERY = 2
 
 
 def remedies(name: str, spec: Section) -> list[str]:
@@ -113,7 +159,36 @@ def plan(ctx: Context) -> list[Planned]:
                                       **(churn if rate else {}),
                                       **({"remedy": remedy} if remedy else {})})
                         for label, users, rate, seconds in steps]
+                    if size in spec.storm_sizes and stormable(variant):
+                        planned.append(storm(ctx, variant, size, rep, first, remedy))
     return planned
+
+
+def storm(ctx: Context, variant: str, size: int, rep: int, users: str, remedy: str
+          ) -> Planned:
+    """The login storm at `size` live users, its rate and length still open: they come from
+    the step's flat-out capacity (storm_at)."""
+    spec: Section = ctx.profile.population
+    logins = Logins(STORM_LOGIN_EVERY, ctx.profile.login_users)
+    prefix = "freeze-" if remedy else ""
+    return Planned(NAME, variant, f"{prefix}n{size}-storm", rep, "read", 0.0,
+                   spec.connections, 0.0, generator=LOADGEN, warmup=spec.warmup_s,
+                   logins=logins,
+                   info={"population": size, "distribution": users, "phase": "storm",
+                         "login_share": logins.share, "storm_growth": spec.storm_growth,
+                         "storm_load": spec.storm_load,
+                         **({"remedy": remedy} if remedy else {})})
+
+
+def storm_at(step: Planned, capacity_rps: float, spec: Section) -> Planned:
+    """The storm at `storm_load` of the capacity measured flat out at its size, long enough
+    for its logins to grow the store by `storm_growth` (at most `storm_max_s`)."""
+    rate = max(10.0, round(spec.storm_load * capacity_rps, -1))
+    logins_per_s = rate / STORM_LOGIN_EVERY
+    seconds = min(spec.storm_growth * step.info["population"] / logins_per_s,
+                  spec.storm_max_s)
+    return dataclasses.replace(step, rate=rate, duration=round(seconds, 1),
+                               info={**step.info, "capacity_rps": capacity_rps})
 
 
 # What one live user may cost before this run has measured it: above what reference runs
@@ -194,12 +269,28 @@ def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any
         live = int(row["live_sessions"])
         rows.append(row)
         write_csv(path, COLUMNS, rows)
+        capacity = 0.0
         for step in steps:
+            if step.info["phase"] == "storm":
+                if not capacity:  # flat out failed: no rate to take a share of
+                    ctx.skip()
+                    continue
+                step = storm_at(step, capacity, spec)
             given = credentials(ctx, group, step, seeded, spec)
             spread = len(given.read_text().splitlines()) if isinstance(given, Path) \
                 else given.users
-            ctx.measure(group, step, credentials=given,
-                        info={"live_sessions_before": live, "spread_over": spread})
+            measured = ctx.measured(ctx.measure(
+                group, step, credentials=given,
+                info={"live_sessions_before": live, "spread_over": spread}))
+            if step.info["phase"] == "saturation" and measured and measured.record.ok:
+                capacity = measured.row(ctx.run.path)["achieved_rps"]
+        if any(step.info["phase"] == "storm" for step in steps):
+            # The storm's logins are live sessions too: the next step seeds up to its size.
+            try:
+                live = int(seed(group.urls[0], ctx.admin_token, 0)["live_sessions"])
+            except (OSError, ValueError, KeyError) as exc:
+                group.failed = f"counting the live users after the login storm failed: {exc}"
+                ctx.fail(NAME, group.variant, group.failed)
 
 
 def credentials(ctx: Context, group: Group, step: Planned, seeded: dict[str, Any] | None,
@@ -208,7 +299,7 @@ def credentials(ctx: Context, group: Group, step: Planned, seeded: dict[str, Any
     users, minted, or the real users' file."""
     users = step.info["distribution"]
     if users == "minted":
-        return Minted(ctx.secret_file(group.variant), 1, step.info["population"])
+        return minted(ctx, group.variant, step.info["population"])
     if users == "logged-in" or seeded is None:
         return ctx.credentials(group)
     return Derived.seeded_sessions(seeded, spec.zipf if users == "zipf" else 0.0)

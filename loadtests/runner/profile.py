@@ -70,7 +70,7 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
             names = "tuple[str" in str(expected)  # variant names: may be empty
             if not isinstance(value, tuple) or (not value and not names):
                 raise ProfileError(f"{where}.{key}: must be a non-empty list")
-            item_type = str if names else (int if key == "sizes" else (int, float))
+            item_type = str if names else (int if key.endswith("sizes") else (int, float))
             for item in value:
                 if isinstance(item, bool) or not isinstance(item, item_type):
                     raise ProfileError(f"{where}.{key}: {item!r} is not a valid entry")

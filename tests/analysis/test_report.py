@@ -18,7 +18,7 @@ from hdrh.histogram import HdrHistogram
 from analysis.__main__ import build
 from analysis.compare import compare
 from analysis.load import Measurement, Run, merged, percentiles_us
-from analysis.report import Prices, cost_blocks, placement_sentence
+from analysis.report import Prices, cost_blocks, placement_sentence, storm_text
 from analysis.summary import memory_fits, summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -364,3 +364,25 @@ def test_report_says_where_the_servers_ran() -> None:
     assert "`localhost/authscale-base:bookworm`" in sentence and "`redis:7.0-alpine`" in sentence
     assert "server-none {'cpus': 1.0, 'cpuset': '0'" in sentence
     assert sentence.endswith("the load generators as local processes on the generator's core. ")
+
+
+def test_report_tells_the_login_storm_per_arm() -> None:
+    """The storm rows in words: logins against live users (the growth), the collector's full
+    collections and their time, the reads' longest wait; a run without a storm says
+    nothing."""
+    base = {"population": 100_000, "phase": "storm", "requests": 40_000, "logins": 40_000,
+            "p99_ms": 3.1, "login_max_ms": 96.0}
+    population = pd.DataFrame([
+        {**base, "variant": "session-memory", "remedy": "", "gc_full_pauses": 2.0,
+         "gc_full_pause_ms": 80.5, "max_ms": 95.2},
+        {**base, "variant": "session-memory", "remedy": "gc.freeze", "gc_full_pauses": 0.0,
+         "gc_full_pause_ms": 0.0, "max_ms": 6.4},
+        {**base, "variant": "session-memory", "remedy": "", "phase": "common",
+         "gc_full_pauses": 0.0, "gc_full_pause_ms": 0.0, "max_ms": 4.0}])
+    text = storm_text(population)
+    assert text is not None
+    assert ("session-memory at 100,000 live users, 40,000 logins in 80,000 requests (the "
+            "store grown by 40%): 2 full collections, 80.5 ms of them; the reads' longest "
+            "wait 95.2 ms (p99 3.10 ms), the logins' 96.0 ms") in text
+    assert "session-memory + gc.freeze at 100,000 live users" in text and "0 full" in text
+    assert storm_text(population[population["phase"] == "common"]) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,8 +14,10 @@ from loadtests.experiments.population import (
     check_fits,
     distributions,
     plan,
+    storm_at,
 )
 from loadtests.runner.loadgen import Logins
+from loadtests.runner.profile import ProfileError
 
 
 def test_a_population_step_that_does_not_fit_in_memory_is_refused() -> None:
@@ -55,7 +58,8 @@ def test_each_step_is_measured_flat_out_then_over_all_live_users() -> None:
     # One request in ten a login, as user1..user<login_users> in turn.
     assert zipf.logins == Logins(10, ctx.profile.login_users)
     assert zipf.info["login_share"] == 0.1
-    assert distributions("session-cookie", ctx.profile.population) == ["logged-in"]
+    assert distributions("session-cookie", ctx.profile.population) == ["minted"]
+    assert distributions("none", ctx.profile.population) == ["logged-in"]
     assert distributions("jwt-hs256-revocable", ctx.profile.population) == ["minted"]
     # The remedy beside the plain store: session-memory again, every step, its own labels.
     frozen = [p for p in planned if p.info.get("remedy") == "gc.freeze"]
@@ -63,3 +67,34 @@ def test_each_step_is_measured_flat_out_then_over_all_live_users() -> None:
     assert sorted(p.label for p in frozen) == sorted(
         "freeze-" + p.label for p in planned
         if p.variant == "session-memory" and "remedy" not in p.info)
+
+
+def test_a_login_storm_grows_the_in_process_store_by_its_share() -> None:
+    """At the storm's sizes an in-process store (plain and remedied) meets logins, half the
+    requests, at storm_load of the capacity it showed flat out at that size, until it has
+    grown by storm_growth (or storm_max_s ran); Redis stores and stateless variants do not
+    (the collector's walk is the process's)."""
+    ctx = SimpleNamespace(profile=load_profile("smoke"))
+    spec = ctx.profile.population
+    storms = [p for p in plan(ctx) if p.info["phase"] == "storm"]  # type: ignore[arg-type]
+    assert sorted(p.label for p in storms) == ["freeze-n10000-storm", "n10000-storm"]
+    planned = storms[0]
+    assert planned.variant == "session-memory" and planned.generator == "loadgen"
+    assert planned.logins == Logins(2, ctx.profile.login_users)
+    assert planned.info["distribution"] == "uniform"
+    # Its rate and length come from the flat-out capacity at that size: 40% of 12,345 req/s,
+    # half of it logins, until 40% of the 10,000 live users have logged in anew.
+    storm = storm_at(planned, 12_345.0, spec)
+    assert storm.rate == 4_940.0 and storm.info["capacity_rps"] == 12_345.0
+    assert storm.duration == pytest.approx(0.4 * 10_000 / 2_470, abs=0.05)
+    # A slow server's storm is cut at storm_max_s: it says how far the store grew.
+    slow = storm_at(planned, 20.0, spec)
+    assert slow.rate == 10.0 and slow.duration == spec.storm_max_s
+
+
+def test_a_storm_size_must_be_one_of_the_sizes(tmp_path: Path) -> None:
+    profile = tmp_path / "stray.toml"
+    profile.write_text('name = "stray"\nexperiments = ["population"]\n[population]\n'
+                       'sizes = [1000]\nstorm_sizes = [5000]\n')
+    with pytest.raises(ProfileError, match=r"storm_sizes: 5,000 is not one of the sizes"):
+        load_profile(str(profile))
