@@ -409,7 +409,8 @@ def storm_text(population: pd.DataFrame) -> str | None:
         parts.append(
             f"{name} at {r['population']:,} live users, {r['logins'] or 0:,} logins in "
             f"{r['requests'] + (r['logins'] or 0):,} requests (the store grown by "
-            f"{grown:.0%}): {fmt(r.get('gc_full_pauses'), '{:.0f}')} full collections, "
+            f"{grown:.0%}): {fmt(r.get('gc_full_pauses'), '{:.0f}')} full "
+            f"collection{'' if r.get('gc_full_pauses') == 1 else 's'}, "
             f"{fmt(r.get('gc_full_pause_ms'), '{:,.1f}')} ms of them; the reads' longest "
             f"wait {fmt(r.get('max_ms'), '{:,.1f}')} ms (p99 {fmt(r.get('p99_ms'), '{:.2f}')}"
             f" ms), the logins' {fmt(r.get('login_max_ms'), '{:,.1f}')} ms")

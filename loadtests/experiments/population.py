@@ -234,6 +234,9 @@ def run(ctx: Context, planned: list[Planned]) -> None:
     spec: Section = ctx.profile.population
     path = ctx.run.path / "raw" / NAME / "population.csv"
     for variant in ctx.profile.variants_for(NAME):
+        # The plain arm's flat-out capacity at each storm size and repetition: the remedy's
+        # storm goes at the same rate, so the two arms meet the same storm.
+        storm_bases: dict[tuple[int, int], float] = {}
         for remedy in remedies(variant, spec):
             for rep in range(1, ctx.profile.repetitions_for(NAME) + 1):
                 # A fresh server and Redis each time: the memory figures are its alone.
@@ -241,12 +244,14 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                                 extra=(REMEDY_FLAG,) if remedy else ()) as groups:
                     grow_and_measure(ctx, groups.get(variant), rows, path, [
                         p for p in planned if p.variant == variant and p.repetition == rep
-                        and p.info.get("remedy", "") == remedy], remedy, rep)
+                        and p.info.get("remedy", "") == remedy], remedy, rep, storm_bases)
 
 
 def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any]],
-                     path: Path, planned: list[Planned], remedy: str, rep: int) -> None:
-    """One server's steps: seed up to each size, then its measurements."""
+                     path: Path, planned: list[Planned], remedy: str, rep: int,
+                     storm_bases: dict[tuple[int, int], float]) -> None:
+    """One server's steps: seed up to each size, then its measurements; a storm's rate from
+    `storm_bases` where the plain arm left one, else from this server's flat out."""
     spec: Section = ctx.profile.population
     live = 0
     for size in spec.sizes:
@@ -272,10 +277,11 @@ def grow_and_measure(ctx: Context, group: Group | None, rows: list[dict[str, Any
         capacity = 0.0
         for step in steps:
             if step.info["phase"] == "storm":
-                if not capacity:  # flat out failed: no rate to take a share of
+                base = storm_bases.setdefault((size, rep), capacity)
+                if not base:  # flat out failed: no rate to take a share of
                     ctx.skip()
                     continue
-                step = storm_at(step, capacity, spec)
+                step = storm_at(step, base, spec)
             given = credentials(ctx, group, step, seeded, spec)
             spread = len(given.read_text().splitlines()) if isinstance(given, Path) \
                 else given.users
