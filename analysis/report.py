@@ -509,21 +509,29 @@ def calibration_blocks(path: Path) -> list[Block]:
         return []
     data = read_json(path)
     rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:g}"),
-             c.get("limited_by", "–"), fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
-             fmt(c.get("redis_cpu_us_per_request"), "{:.0f}"),
-             fmt(c.get("cpu_capacity_rps"), "{:.0f}")] for v, c in data["variants"].items()]
+             c.get("limited_by", "–"), fmt(c.get("closed_loop_rps"), "{:,.0f}"),
+             " / ".join(f"{w['achieved_rps']:,.0f}" for w in c.get("closed_loop", [])) or "–",
+             fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
+             fmt(c.get("redis_cpu_us_per_request"), "{:.0f}"), core_speed(c)]
+            for v, c in data["variants"].items()]
     blocks = [
         Block("p", f"The calibration this run's rates came from (`calibration.json`, "
                    f"{data.get('created_at', 'undated')}): the auth path timed one request at "
                    f"a time, and the capacity, the highest rate with no error, p99 within "
                    f"{data.get('p99_bound_ms', '?')} ms and 95% of the rate achieved."),
         table_block(("variant", "auth µs p50, alone", "capacity req/s", "limited by",
-                     "server CPU µs per request", "Redis CPU µs per request",
-                     "CPU capacity req/s"), rows,
+                     "flat out req/s (median)", "its windows", "server CPU µs per request",
+                     "Redis CPU µs per request", "server core's speed off 15%"), rows,
                     "Limited by 'server': its core at least 90% busy with the generator's "
-                    "under 80%; 'generator': the generator's core 80% busy or more. CPU is "
-                    "process CPU time (the server's; Redis's from INFO); CPU capacity is what "
-                    "the server's core alone could serve at that cost."),
+                    "under 80%; 'generator': the generator's core 80% busy or more. Flat out: "
+                    "the fast generator in closed loop, windows before the search, between "
+                    "its climb and its bisection, and after it; the capacity should be within "
+                    "15% of their median. CPU is process CPU time (the server's; Redis's from "
+                    "INFO), at the capacity. The server core's speed: a fixed piece of work "
+                    "timed on it alone before each flat-out window, per 100 ms stretch; the "
+                    "share of stretches more than 15% off the median one, and the slowest "
+                    "and fastest against it. A flat-out window averages slow stretches away; "
+                    "a rate held to a p99 bound must ride them out."),
     ]
     targets = [[t["variant"], t["what"], fmt(t["value"], "{:.2f}"), t["target"] or "–",
                 {True: "yes", False: "no", None: "–"}[t["met"]]]
@@ -532,6 +540,15 @@ def calibration_blocks(path: Path) -> list[Block]:
         blocks.append(table_block(("variant", "ratio", "value", "target", "met"), targets,
                                   "Each ratio measured within the calibration's one run."))
     return blocks
+
+
+def core_speed(calibrated: dict[str, Any]) -> str:
+    """How steady the server's core ran around a variant's calibration, where recorded."""
+    core = calibrated.get("core_steadiness")
+    if not core:
+        return "–"
+    return (f"{core['off_share']:.0%} ({core['slowest_over_median']:.2f}–"
+            f"{core['fastest_over_median']:.2f}×)")
 
 
 def placement_sentence(placement: dict[str, Any]) -> str:

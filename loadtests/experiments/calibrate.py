@@ -13,8 +13,12 @@ Server and generator on their pinned cores, for the control and each variant it 
   from half the closed-loop figure until a step misses (twice in a row), then bisecting
   between the last pass and the first miss. Each variant says what stopped it, from both
   cores' CPU: the server's core, the generator's, errors, or the latency bound alone. The
-  closed loop, run before the search and again after it, is a cross-check: the capacity
-  and the mean of the two should agree within 15%.
+  closed loop, run before the search, between its climb and its bisection, and after it,
+  is a cross-check: the capacity and the median of the three should agree within 15%;
+- how steady the server's core ran (runner.corespeed), just before each closed-loop
+  window: a capacity at a p99 bound must ride out the slow stretches a flat-out window
+  averages away, so where the two disagree this says whether the core's speed moved by
+  more than the margin.
 
 It writes calibration.json into the run folder; `make calibrate` copies it to
 results/calibration.json, from which `make bench` takes the latency rates as fractions of
@@ -26,15 +30,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from analysis.report import core_speed
 from loadtests.atomic import write_json
 from loadtests.experiments import primitives
 from loadtests.runner.context import Context, Group, Planned
+from loadtests.runner.corespeed import steadiness, stretch_counts
 from loadtests.runner.folder import now_iso
 from loadtests.runner.loadgen import LoadResult, run_load, write_credentials
 from loadtests.runner.profile import ProfileError
@@ -141,6 +148,8 @@ class Section:
     credentials: int = 1000
     duration_s: float = 4.0
     closed_loop_s: float = 3.0
+    # The server's core timed alone before each closed-loop window (runner.corespeed).
+    steadiness_s: float = 1.0
     probe_requests: int = 2000
     variants: tuple[str, ...] = ()
 
@@ -149,8 +158,10 @@ class Section:
             raise ProfileError(f"{where}.growth: must be above 1, got {self.growth!r}")
 
 
-def search_capacity(run_step: Callable[[float], Step], spec: Section) -> dict[str, Any]:
+def search_capacity(run_step: Callable[[float], Step], spec: Section,
+                    between: Callable[[], object] = lambda: None) -> dict[str, Any]:
     """Step the rate up until a step misses, then bisect; the highest passing rate wins.
+    `between` runs once, after the climb and before the bisection.
 
     A miss is tried once more before it counts: on a shared two-core machine one step in a
     few misses 95% of its rate by a hair while neither core is busy (measured: 94.7% of
@@ -179,6 +190,7 @@ def search_capacity(run_step: Callable[[float], Step], spec: Section) -> dict[st
             if rate >= ceiling:
                 break
             rate = min(ceiling, tens(rate * spec.growth))
+    between()
     for _ in range(spec.refine_steps if missed is not None else 0):
         low = passed.rate if passed is not None else 0.0
         assert missed is not None
@@ -269,17 +281,18 @@ def table(calibration: dict[str, Any]) -> list[Table]:
     variants = Table(title=f"capacity: p99 <= {calibration['p99_bound_ms']:g} ms, no errors, "
                            f">= {ACHIEVED_SHARE:.0%} of the rate achieved")
     for column in ("variant", "auth p50 us", "auth p90 us", "capacity req/s", "limited by",
-                   "closed loop req/s", "server core at capacity", "server CPU us/req",
-                   "Redis CPU us/req"):
+                   "closed loop req/s", "its windows", "server core at capacity",
+                   "server CPU us/req", "Redis CPU us/req", "core speed off 15%"):
         variants.add_column(column, no_wrap=column == "variant",
                             justify="left" if column in ("variant", "limited by") else "right")
     for name, v in calibration["variants"].items():
         variants.add_row(name, f"{v['auth_us_p50']:.1f}", f"{v['auth_us_p90']:.1f}",
                          f"{v['capacity_rps']:g}", v["limited_by"],
-                         f"{v.get('closed_loop_rps', math.nan):.0f}",
+                         f"{v.get('closed_loop_rps', math.nan):.0f}", closed_windows(v),
                          f"{v.get('server_cpu_percent', math.nan):.0f}%",
                          f"{v.get('server_cpu_us_per_request', math.nan):.0f}",
-                         f"{v.get('redis_cpu_us_per_request', math.nan):.0f}")
+                         f"{v.get('redis_cpu_us_per_request', math.nan):.0f}",
+                         core_speed(v))
     ratios = Table(title="targets (ratios measured in this one run)")
     for column in ("variant", "ratio", "value", "target", "met"):
         ratios.add_column(column, no_wrap=column == "variant",
@@ -288,6 +301,11 @@ def table(calibration: dict[str, Any]) -> list[Table]:
         met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[c["met"]]
         ratios.add_row(c["variant"], c["what"], f"{c['value']:.2f}", c["target"] or "-", met)
     return [variants, ratios]
+
+
+def closed_windows(variant: dict[str, Any]) -> str:
+    """The closed-loop windows' rates, in the order they ran."""
+    return " / ".join(f"{w['achieved_rps']:.0f}" for w in variant.get("closed_loop", []))
 
 
 def plan(ctx: Context) -> list[Planned]:
@@ -342,16 +360,27 @@ def calibrate_variant(ctx: Context, group: Group, spec: Section) -> dict[str, An
         return Step.from_load(rate, result, meter.use(result, ctx.profile.warmup_s + duration),
                               spec.p99_ms)
 
-    before = step(0.0, label="closed-before", duration=spec.closed_loop_s)
+    closed: list[Step] = []
+    counts: list[int] = []
+
+    def closed_loop(label: str) -> Step:
+        """The core timed alone, then the server flat out on it."""
+        ctx.describe(f"calibrate · {group.variant} · its core alone")
+        counts.extend(stretch_counts(min(ctx.pinning.server_cpus), spec.steadiness_s))
+        closed.append(step(0.0, label=f"closed-{label}", duration=spec.closed_loop_s))
+        return closed[-1]
+
+    before = closed_loop("before")
     searched = dataclasses.replace(
         spec, start_rate=spec.start_rate or tens(spec.start_fraction * before.achieved_rps),
         max_rate=spec.max_rate or tens(spec.max_fraction * before.achieved_rps))
-    found = search_capacity(step, searched)
-    # Flat out again after the search: this machine's speed drifts by 10-30% over minutes
-    # (other tenants of the host), so the cross-check compares the capacity with the mean
-    # of two readings that bracket it, not with one taken before.
-    after = step(0.0, label="closed-after", duration=spec.closed_loop_s)
+    # Flat out between the climb and the bisection, and after: this machine's speed drifts
+    # by 10-30% over minutes (other tenants of the host), so the cross-check compares the
+    # capacity with the median of three readings spread over the search, not with one.
+    found = search_capacity(step, searched, between=lambda: closed_loop("between"))
+    closed_loop("after")
     return {**probe, "credentials": distinct,
-            "closed_loop_rps": round((before.achieved_rps + after.achieved_rps) / 2, 1),
-            "closed_loop": [dataclasses.asdict(before), dataclasses.asdict(after)],
+            "closed_loop_rps": round(statistics.median(s.achieved_rps for s in closed), 1),
+            "closed_loop": [dataclasses.asdict(s) for s in closed],
+            "core_steadiness": steadiness(counts),
             **found, **at_capacity(found)}

@@ -60,6 +60,15 @@ def test_search_steps_up_then_bisects_to_the_last_passing_rate() -> None:
     assert found["limited_by"] == "server"
 
 
+def test_between_runs_once_after_the_climb_and_before_the_bisection() -> None:
+    asked, step = fake_server(1000)
+    found = search_capacity(step, Calibrate(start_rate=400, growth=1.5, max_rate=5000,
+                                            refine_steps=2),
+                            between=lambda: asked.append(-1))
+    assert asked == [400, 600, 900, 1350, 1350, -1, 1120, 1120, 1010, 1010]
+    assert found["capacity_rps"] == 900
+
+
 def test_a_miss_on_the_latency_bound_with_cpu_to_spare_is_latency() -> None:
     _, step = fake_server(700, limit="latency")
     found = search_capacity(step, Calibrate(start_rate=400, growth=2, refine_steps=0))
@@ -135,6 +144,7 @@ users = 3
 duration_s = 1
 probe_requests = 300
 closed_loop_s = 1
+steadiness_s = 0.5
 """
 
 FROM_CAPACITY = """
@@ -188,7 +198,14 @@ def test_calibration_measures_auth_cost_capacity_and_primitives(calibrated: Cali
         # CPU at the capacity, from the step that set it; the closed-loop cross-check.
         assert entry["server_cpu_us_per_request"] > 0 and entry["server_cpu_percent"] > 0
         assert entry["closed_loop_rps"] > 300
-        assert [run["rate"] for run in entry["closed_loop"]] == [0, 0]
+        # Three windows flat out (before, between the climb and the bisection, after), and
+        # their median; the server's core timed alone before each.
+        assert [run["rate"] for run in entry["closed_loop"]] == [0, 0, 0]
+        windows = sorted(run["achieved_rps"] for run in entry["closed_loop"])
+        assert entry["closed_loop_rps"] == pytest.approx(windows[1], abs=0.1)
+        core = entry["core_steadiness"]
+        assert core["stretches"] >= 3 * 4 and core["units_per_stretch_median"] > 0
+        assert core["slowest_over_median"] <= 1 <= core["fastest_over_median"]
         # Every request of the fast generator carried one of the users' real credentials.
         assert entry["credentials"] == (1 if entry is none else 100)
     assert calibration["primitives_us"]["PyJWT decode HS256"] > 0
