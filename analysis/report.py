@@ -508,7 +508,7 @@ def calibration_blocks(path: Path) -> list[Block]:
     if not path.exists():
         return []
     data = read_json(path)
-    rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:g}"),
+    rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:,.0f}"),
              c.get("limited_by", "–"), fmt(c.get("closed_loop_rps"), "{:,.0f}"),
              " / ".join(f"{w['achieved_rps']:,.0f}" for w in c.get("closed_loop", [])) or "–",
              fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
