@@ -510,7 +510,7 @@ def calibration_blocks(path: Path) -> list[Block]:
     data = read_json(path)
     rows = [[v, fmt(c.get("auth_us_p50"), "{:.1f}"), fmt(c.get("capacity_rps"), "{:,.0f}"),
              c.get("limited_by", "–"), fmt(c.get("closed_loop_rps"), "{:,.0f}"),
-             " / ".join(f"{w['achieved_rps']:,.0f}" for w in c.get("closed_loop", [])) or "–",
+             closed_windows(c),
              fmt(c.get("server_cpu_us_per_request"), "{:.0f}"),
              fmt(c.get("redis_cpu_us_per_request"), "{:.0f}"), core_speed(c)]
             for v, c in data["variants"].items()]
@@ -540,6 +540,12 @@ def calibration_blocks(path: Path) -> list[Block]:
         blocks.append(table_block(("variant", "ratio", "value", "target", "met"), targets,
                                   "Each ratio measured within the calibration's one run."))
     return blocks
+
+
+def closed_windows(calibrated: dict[str, Any]) -> str:
+    """A variant's flat-out (closed-loop) windows in the calibration, in the order they ran."""
+    return " / ".join(f"{w['achieved_rps']:,.0f}"
+                      for w in calibrated.get("closed_loop", [])) or "–"
 
 
 def core_speed(calibrated: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 
 from rich.table import Table
 
-from analysis.report import core_speed
+from analysis.report import closed_windows, core_speed
 from loadtests.atomic import write_json
 from loadtests.experiments import primitives
 from loadtests.runner.context import Context, Group, Planned
@@ -301,11 +301,6 @@ def table(calibration: dict[str, Any]) -> list[Table]:
         met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[c["met"]]
         ratios.add_row(c["variant"], c["what"], f"{c['value']:.2f}", c["target"] or "-", met)
     return [variants, ratios]
-
-
-def closed_windows(variant: dict[str, Any]) -> str:
-    """The closed-loop windows' rates, in the order they ran."""
-    return " / ".join(f"{w['achieved_rps']:.0f}" for w in variant.get("closed_loop", []))
 
 
 def plan(ctx: Context) -> list[Planned]:
