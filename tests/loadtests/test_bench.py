@@ -79,7 +79,10 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     proc = bench("--profile", "smoke", "--no-report", results=tmp_path)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-4000:]
-    assert time.monotonic() - started < 150
+    # A runaway guard, not the smoke's 90 s budget: on 1 December 2026, a day this VM ran
+    # three to four times slower per request than on 28 November, the smoke took 149-154 s
+    # here (CI failed on 150 s at 154 s), its windows and server starts being fixed costs.
+    assert time.monotonic() - started < 210
     run = run_folder(tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete", manifest
