@@ -9,14 +9,14 @@ from loadtests.runner.corespeed import STRETCH_S, steadiness, stretch_counts
 
 def test_steadiness_is_relative_to_the_median_stretch() -> None:
     # Ten stretches: eight at the median pace, one a third slower, one 20% faster.
-    found = steadiness([600] * 8 + [400, 720])
+    found = steadiness([600] * 8 + [400, 720], 0.15)
     assert found["units_per_stretch_median"] == 600
     assert found["slowest_over_median"] == 0.667 and found["fastest_over_median"] == 1.2
-    assert found["off_share"] == 0.2 and found["stretches"] == 10
+    assert found["off_share"] == 0.2 and found["stretches"] == 10 and found["off_by"] == 0.15
 
 
 def test_a_core_at_one_speed_is_never_off() -> None:
-    found = steadiness([500, 510, 490, 505])
+    found = steadiness([500, 510, 490, 505], 0.15)
     assert found["off_share"] == 0.0
 
 
