@@ -17,13 +17,23 @@ import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from analysis.variants import Variants
+
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # What the figures are built from, and so what a packed copy of a run keeps (`python -m
 # analysis pack`): the run-wide files, then each measurement's. The rest of a run folder
 # (Locust's own CSVs, logs) is for whoever debugs that run.
 RUN_FILES = ("manifest.json", "verify.json", "calibration.json", "raw/wire.csv",
              "raw/primitives.csv", "raw/population/population.csv", "raw/outage/outage.csv",
-             "raw/overload/overload.csv")
+             "raw/overload/overload.csv", "raw/network/rtt.csv", "raw/network/forwarder.csv",
+             "raw/store_ceiling/ceiling.csv")
+# The experiments whose raw data is not one measurement.json per folder: the duet's windows
+# (the declared pairs', and the population's steps with each side's histograms) and the
+# instruction counts.
+RUN_GLOBS = ("raw/duet/*/*/duet.json", "raw/duet/*/*/schedstat.csv",
+             "raw/population/*/*/duet.json", "raw/population/*/*/schedstat.csv",
+             "raw/population/*/*/[ab]/loadgen_hdr.json",
+             "raw/instructions/*/*/instructions.json")
 MEASUREMENT_FILES = ("measurement.json", "locust_hdr.json", "locust_window.json",
                      "locust_generator_cpu.csv", "locust_revocation.csv", "locust_timeline.csv",
                      "loadgen_hdr.json", "loadgen_window.json", "loadgen_timeline.csv",
@@ -86,6 +96,22 @@ def merged(histograms: list[HdrHistogram | None]) -> HdrHistogram | None:
     return total
 
 
+def read_histograms(path: Path) -> dict[tuple[str, str], HdrHistogram | None]:
+    """Each (request name, latency|auth) histogram of a generator's `*_hdr.json`, decoded."""
+    data = read_json(path)
+    if not isinstance(data, dict) or "histograms" not in data:
+        raise RunFolderError(f"{path}: no histograms in it")
+    return {(name, kind): decode(entry.get(kind), path)
+            for name, entry in data["histograms"].items() for kind in ("latency", "auth")}
+
+
+def requests(decoded: dict[tuple[str, str], HdrHistogram | None], kind: str = "latency",
+             reads_only: bool = True) -> HdrHistogram | None:
+    """Every request of `decoded` (only protected reads by default), merged."""
+    return merged([h for (name, k), h in decoded.items()
+                   if k == kind and not (reads_only and name in WRITE_REQUESTS)])
+
+
 def percentiles_us(histogram: HdrHistogram | None) -> dict[str, float]:
     if histogram is None:
         return {f"p{p:g}": np.nan for p in PERCENTILES}
@@ -100,6 +126,17 @@ def peak_rss(samples: pd.DataFrame, before: float | None = None) -> int:
         samples = samples[samples["timestamp"] < before]
     rss = samples["server_rss_bytes"].dropna()
     return int(rss.max()) if len(rss) else 0
+
+
+def longest_full_pause_ms(samples: pd.DataFrame) -> float:
+    """The longest full collection between a server's first and last sample, in ms (0 for
+    none): between two samples (half a second apart) with one full collection, its pause
+    exactly; with more (never seen: each waits for the store to grow by a quarter), their
+    sum, an upper bound."""
+    count = samples["gc_full_pauses"].astype(float).diff().iloc[1:]
+    seconds = samples["gc_full_pause_seconds"].astype(float).diff().iloc[1:]
+    met = seconds[count > 0]
+    return float(met.max()) * 1e3 if len(met) else 0.0
 
 
 @dataclass
@@ -163,28 +200,18 @@ class Measurement:
         return self.folder / f"{self.record.generator}_{suffix}"
 
     @cached_property
-    def hdr(self) -> dict[str, dict[str, Any]]:
+    def decoded(self) -> dict[tuple[str, str], HdrHistogram | None]:
+        """Each (request name, latency|auth) histogram, decoded once."""
         path = self.path("hdr.json")
         if not path.exists():
             if self.record.ok:
                 raise RunFolderError(f"{path}: missing (its measurement.json says it completed)")
             return {}
-        data = read_json(path)
-        if not isinstance(data, dict) or "histograms" not in data:
-            raise RunFolderError(f"{path}: no histograms in it")
-        return data["histograms"]  # type: ignore[no-any-return]
-
-    @cached_property
-    def decoded(self) -> dict[tuple[str, str], HdrHistogram | None]:
-        """Each (request name, latency|auth) histogram, decoded once."""
-        where = self.path("hdr.json")
-        return {(name, kind): decode(entry.get(kind), where) for name, entry in self.hdr.items()
-                for kind in ("latency", "auth")}
+        return read_histograms(path)
 
     def histogram(self, kind: str = "latency", reads_only: bool = True) -> HdrHistogram | None:
         """Every recorded request (only protected reads by default), merged."""
-        return merged([h for (name, k), h in self.decoded.items()
-                       if k == kind and not (reads_only and name in WRITE_REQUESTS)])
+        return requests(self.decoded, kind, reads_only)
 
     @cached_property
     def window(self) -> tuple[float, float]:
@@ -253,11 +280,13 @@ class Measurement:
         """The server's garbage-collector pauses over the measurement (warm-up included),
         from its /metrics (replica 0): how many, how long in all, how many full ones and
         how long they took, and the longest, when the longest the server has ever had came
-        during it (NaN when an earlier one, a seeding say, was longer); and that longest
-        ever, seeding included."""
+        during it (NaN when an earlier one, a seeding say, was longer); that longest ever,
+        seeding included; and the longest so far while serving (seeding left out; runs
+        before 2 December 2026 lack it)."""
         figures = {"gc_pauses": np.nan, "gc_pause_ms": np.nan, "gc_full_pauses": np.nan,
-                   "gc_full_pause_ms": np.nan, "gc_longest_pause_ms": np.nan,
-                   "gc_longest_ever_ms": np.nan}
+                   "gc_full_pause_ms": np.nan, "gc_full_longest_ms": np.nan,
+                   "gc_longest_pause_ms": np.nan, "gc_longest_ever_ms": np.nan,
+                   "gc_service_longest_ms": np.nan}
         samples = self.samples
         if samples.empty or "gc_pauses" not in samples:
             return figures
@@ -270,9 +299,12 @@ class Measurement:
         figures["gc_full_pauses"] = float(end["gc_full_pauses"] - start["gc_full_pauses"])
         figures["gc_full_pause_ms"] = float(
             end["gc_full_pause_seconds"] - start["gc_full_pause_seconds"]) * 1e3
+        figures["gc_full_longest_ms"] = longest_full_pause_ms(first)
         if end["gc_longest_pause_seconds"] > start["gc_longest_pause_seconds"]:
             figures["gc_longest_pause_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
         figures["gc_longest_ever_ms"] = float(end["gc_longest_pause_seconds"]) * 1e3
+        if "gc_service_longest_seconds" in first and pd.notna(end["gc_service_longest_seconds"]):
+            figures["gc_service_longest_ms"] = float(end["gc_service_longest_seconds"]) * 1e3
         return figures
 
     def login_figures(self) -> dict[str, float]:
@@ -316,6 +348,8 @@ class Measurement:
             "remedy": record.info.get("remedy", ""),
             # The connections experiment's: how many open at once.
             "connections": record.info.get("connections"),
+            # The network experiment's: the round trip added to each Redis call (ms).
+            "rtt_ms": record.info.get("rtt_ms"),
             "server_rss_peak_bytes": peak_rss(self.samples),
             "capacity_rps": record.info.get("capacity_rps"),
             "requests": record.requests, "failures": record.failures,
@@ -326,7 +360,6 @@ class Measurement:
             **{f"latency_us_{k}": v for k, v in percentiles_us(latency).items()},
             "latency_us_max": float(latency.get_max_value()) if count else np.nan,
             **{f"auth_us_{k}": v for k, v in percentiles_us(auth).items()},
-            "auth_us_mean": auth.get_mean_value() if auth is not None else np.nan,
             "server_cpu_us_per_request": (cpu_seconds * 1e6 / total if total else np.nan),
             "redis_cpu_us_per_request": (redis_cpu_seconds * 1e6 / total if total else np.nan),
             # All the CPU a request costs where it is measured: the server's and its Redis's.
@@ -347,43 +380,6 @@ class Measurement:
         }
         row["error_rate"] = (row["failures"] / row["requests"]) if row["requests"] else np.nan
         return row
-
-
-class Variants:
-    """The facts of a run's variants (manifest.json's `variants`, written by the runner from
-    its variant registry), in the order reports list them."""
-
-    def __init__(self, facts: dict[str, dict[str, Any]]) -> None:
-        self.facts = facts
-        self.order = tuple(facts)
-
-    def ordered(self, names: Any) -> list[str]:
-        """`names` in report order, any the run does not describe last, alphabetically."""
-        present = set(names)
-        return [v for v in self.order if v in present] + sorted(present - set(self.order))
-
-    def index(self, name: str) -> int | None:
-        return self.order.index(name) if name in self.facts else None
-
-    def where(self, **wanted: Any) -> tuple[str, ...]:
-        """The variants whose facts have all these values."""
-        return tuple(v for v, f in self.facts.items()
-                     if all(f.get(k) == value for k, value in wanted.items()))
-
-    @property
-    def server_sessions(self) -> tuple[str, ...]:
-        """The claim's "sessions in server memory": a session kept in the process or Redis."""
-        return tuple(v for v, f in self.facts.items() if f["state"] in ("process", "redis"))
-
-    @property
-    def stateless_tokens(self) -> tuple[str, ...]:
-        """The claim's tokens: a bearer token with nothing kept server-side."""
-        return self.where(credential="bearer", state="client", denylist="none")
-
-    def primitives(self, name: str) -> tuple[list[str], list[str]]:
-        """The primitives the variant's auth path runs, then those shown for reference."""
-        f = self.facts.get(name, {})
-        return list(f.get("primitives", ())), list(f.get("reference_primitives", ()))
 
 
 class Run:
@@ -447,12 +443,13 @@ class Run:
 
     @cached_property
     def population(self) -> pd.DataFrame:
-        """Memory against live users, the plain stores' steps: a remedy's run (the same
-        sessions, out of the garbage collector's reach) is compared by its service figures
-        (summary.population_curve), not by its memory."""
+        """Memory against live users, one row per step of each grown server (runs before 3
+        December 2026 had remedy rows too, kept out: the same sessions, out of the
+        collector's reach, are compared by their pauses, not their memory)."""
         frame = self.csv("raw/population/population.csv")
         if "remedy" in frame:
-            frame = frame[frame["remedy"].fillna("") == ""].drop(columns="remedy")
+            plain = frame["remedy"].isna() | (frame["remedy"].astype(str) == "")
+            frame = frame[plain].drop(columns="remedy")
         return frame
 
     @cached_property

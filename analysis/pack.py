@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from analysis.load import MEASUREMENT_FILES, RUN_FILES, Run, RunFolderError
+from analysis.load import MEASUREMENT_FILES, RUN_FILES, RUN_GLOBS, Run, RunFolderError
 
 
 def pack(source: Path, dest: Path) -> int:
@@ -25,6 +25,8 @@ def pack(source: Path, dest: Path) -> int:
         shutil.rmtree(dest)
     copied = 0
     wanted = [run.path / name for name in RUN_FILES]
+    for pattern in RUN_GLOBS:
+        wanted += sorted(run.path.glob(pattern))
     for m in run.measurement_list:
         for pattern in MEASUREMENT_FILES:
             wanted += sorted(m.folder.glob(pattern))

@@ -19,6 +19,10 @@ class Estimate:
     coverage: float  # the probability the interval holds the true median (0.95 when n >= 6)
     n: int
 
+    @property
+    def center(self) -> float:
+        return self.median
+
     def overlaps(self, other: Estimate) -> bool:
         return not (self.high < other.low or other.high < self.low)
 
@@ -114,6 +118,44 @@ def paired_ratios(base: dict[int, float], other: dict[int, float]) -> list[float
             if base[r] and not math.isnan(base[r]) and not math.isnan(other[r])]
 
 
+@dataclass(frozen=True)
+class GeoMean:
+    """The geometric mean of ratios with its interval: Student's t on their logarithms
+    (per-window ratios of a duet: a ratio's noise is multiplicative)."""
+
+    center: float
+    low: float
+    high: float
+    half_width: float  # of the interval on the log scale: 0.05 is about ±5%
+    n: int
+    coverage: float = 0.95
+
+    def within(self, bound: float) -> bool:
+        """The whole interval inside [1 - bound, 1 + bound]."""
+        return self.n >= 2 and 1 - bound <= self.low and self.high <= 1 + bound
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ratio": self.center, "ratio_low": self.low, "ratio_high": self.high,
+                "half_width": self.half_width, "n": self.n, "coverage": self.coverage}
+
+
+def geometric_mean(ratios: list[float] | np.ndarray, confidence: float = 0.95) -> GeoMean:
+    """exp(mean(log r)) and exp(mean +- t * sd / sqrt(n)); no interval under two ratios."""
+    logs = np.log(np.asarray([r for r in ratios if r and r > 0 and np.isfinite(r)],
+                             dtype=float))
+    n = len(logs)
+    if n == 0:
+        return GeoMean(np.nan, np.nan, np.nan, np.nan, 0, confidence)
+    center = float(logs.mean())
+    if n == 1:
+        return GeoMean(math.exp(center), np.nan, np.nan, np.nan, 1, confidence)
+    if confidence != 0.95:
+        raise ValueError("only the 95% interval is tabulated")
+    half = t975(n - 1) * float(logs.std(ddof=1)) / math.sqrt(n)
+    return GeoMean(math.exp(center), math.exp(center - half), math.exp(center + half), half,
+                   n, confidence)
+
+
 # Verdicts on a difference between two variants.
 LOWER, HIGHER = "lower", "higher"
 EQUIVALENT = "no measurable difference"
@@ -125,7 +167,7 @@ UNDETERMINED = "undetermined"
 class Difference:
     """The ratio other / base with its interval, read against an equivalence margin."""
 
-    ratio: Estimate
+    ratio: Estimate | GeoMean
     margin: float  # relative: 0.10 means "within +-10% counts as no difference"
 
     @property
@@ -146,7 +188,7 @@ class Difference:
         return INCONCLUSIVE
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ratio": self.ratio.median, "ratio_low": self.ratio.low,
+        return {"ratio": self.ratio.center, "ratio_low": self.ratio.low,
                 "ratio_high": self.ratio.high, "coverage": round(self.ratio.coverage, 4),
                 "pairs": self.ratio.n, "margin": self.margin, "verdict": self.verdict}
 

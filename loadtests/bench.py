@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None,
         records = ctx.records if ctx else []
         if ctx is not None:
             ctx.close()
-            run.manifest["measurements_done"] = len(records)
+            run.manifest["measurements_done"] = len(records) + ctx.done_elsewhere
             run.manifest["seed_seconds"] = {
                 v: {str(k): round(s, 3) for k, s in sizes.items()}
                 for v, sizes in ctx.seed_seconds.items()}

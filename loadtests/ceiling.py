@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,48 +25,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.atomic import write_json, write_text
+from loadtests.atomic import write_json
 from loadtests.experiments.calibrate import CALIBRATION_FILE
+from loadtests.runner import nginx
 from loadtests.runner.context import Pinning
 from loadtests.runner.folder import now_iso
 from loadtests.runner.loadgen import run_load
-from loadtests.runner.processes import (
-    REPO_ROOT,
-    ProcessError,
-    free_port,
-    http_ok,
-    spawn,
-    wait_until,
-)
+from loadtests.runner.processes import REPO_ROOT, ProcessError, Supervisor
 
 # Sent over 1 ms after due: this VM's timer wake-ups make a few percent of requests late
 # even at low rates (1.35% at 2,000 req/s measured here), so lateness past this share is
 # what falling behind looks like, not a few late wake-ups.
 LATE_SHARE = 0.05
 CONNECTIONS = 64
-SECONDS = 4.0
+SECONDS = 4.0  # each window, measured (--seconds)
 WARMUP_S = 1.0
-# A request the size of a jwt-hs256 one: its Authorization header, about 200 bytes.
-CREDENTIAL = "Authorization: Bearer " + "x" * 180
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 100000000;
-  client_body_temp_path {dir};
-  proxy_temp_path {dir};
-  fastcgi_temp_path {dir};
-  uwsgi_temp_path {dir};
-  scgi_temp_path {dir};
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 "ok"; }}
-  }}
-}}
-"""
 
 
 def none_capacity(results: Path) -> float:
@@ -78,52 +50,50 @@ def none_capacity(results: Path) -> float:
     return float(json.loads(path.read_text())["variants"]["none"]["capacity_rps"])
 
 
-def measure(results: Path, multiples: list[float]) -> dict[str, Any]:
+def measure(results: Path, multiples: list[float], seconds: float = SECONDS
+            ) -> dict[str, Any]:
     capacity = none_capacity(results)
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
-        raise ProcessError("the generator's ceiling is measured against nginx: "
-                           "apt-get install nginx-light")
     pinning = Pinning.for_this_machine()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="authscale-ceiling-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        write_text(folder / "nginx.conf", NGINX_CONF.format(dir=folder, port=port))
-        write_text(folder / "credentials.txt", CREDENTIAL + "\n")
-        server = spawn("nginx", [nginx, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
-                       folder / "nginx.log", pinning.server_cpus)
+        supervisor = Supervisor(folder)
         try:
-            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), server, 10, "nginx")
-            for multiple in [0.0, *multiples]:
-                rate = round(multiple * capacity)
-                result = run_load(port, folder / "credentials.txt", folder / "out.txt",
-                                  rate=rate, connections=CONNECTIONS, duration=SECONDS,
-                                  warmup=WARMUP_S, cpus=pinning.generator_cpus, path="/")
-                late = result.late / max(1, result.sent)
-                # In flight when the window closes is not behind: at most one request
-                # per connection may be unanswered then.
-                offered = (result.errors == 0 and result.unanswered <= CONNECTIONS and
-                           (rate == 0 or (late < LATE_SHARE and
-                                          result.achieved_rps >= 0.99 * rate)))
-                rows.append({
-                    "rate": rate, "multiple_of_none": multiple,
-                    "served_rps": round(result.achieved_rps, 1),
-                    "served_multiple_of_none": round(result.achieved_rps / capacity, 2),
-                    "late_share": round(late, 4), "errors": result.errors,
-                    "p99_ms": result.latency.get_value_at_percentile(99) / 1000,
-                    "generator_core_percent": round(
-                        result.cpu_seconds * 100 / (SECONDS + WARMUP_S), 1),
-                    "offered": offered})
+            with nginx.running(supervisor, pinning.server_cpus) as server:
+                for multiple in [0.0, *multiples]:
+                    rows.append(offered_at(server, round(multiple * capacity), multiple,
+                                           capacity, folder, pinning, seconds))
         finally:
-            server.stop()
+            supervisor.stop_all()
     fixed = [r for r in rows if r["rate"] and r["offered"]]
     return {"created_at": now_iso(), "none_capacity_rps": capacity,
             "target": "nginx, one worker", "pinning": pinning.as_dict(),
-            "connections": CONNECTIONS, "seconds": SECONDS, "rows": rows,
+            "connections": CONNECTIONS, "seconds": seconds, "rows": rows,
             "closed_loop_multiple_of_none": rows[0]["served_multiple_of_none"],
             "fixed_rate_multiple_of_none": max((r["multiple_of_none"] for r in fixed),
                                                default=0.0)}
+
+
+def offered_at(server: nginx.Nginx, rate: float, multiple: float, capacity: float,
+               folder: Path, pinning: Pinning, seconds: float) -> dict[str, Any]:
+    """One window of `seconds` against nginx at `rate` (0: closed loop), and whether it
+    was offered."""
+    result = run_load(server.port, server.credentials, folder / "out.txt", rate=rate,
+                      connections=CONNECTIONS, duration=seconds, warmup=WARMUP_S,
+                      cpus=pinning.generator_cpus, path="/")
+    late = result.late / max(1, result.sent)
+    # In flight when the window closes is not behind: at most one request per connection
+    # may be unanswered then.
+    offered = (result.errors == 0 and result.unanswered <= CONNECTIONS and
+               (rate == 0 or (late < LATE_SHARE and result.achieved_rps >= 0.99 * rate)))
+    return {"rate": rate, "multiple_of_none": multiple,
+            "served_rps": round(result.achieved_rps, 1),
+            "served_multiple_of_none": round(result.achieved_rps / capacity, 2),
+            "late_share": round(late, 4), "errors": result.errors,
+            "p99_ms": result.latency.get_value_at_percentile(99) / 1000,
+            "generator_core_percent": round(result.cpu_seconds * 100 / (seconds + WARMUP_S),
+                                            1),
+            "offered": offered}
 
 
 def table(found: dict[str, Any]) -> Table:
@@ -147,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--multiples", type=float, nargs="+", default=[1.0, 1.5, 2.0, 2.5])
+    parser.add_argument("--seconds", type=float, default=SECONDS,
+                        help="each window's measured seconds (after a 1 s warm-up)")
     args = parser.parse_args(argv)
     try:
-        found = measure(args.results, args.multiples)
+        found = measure(args.results, args.multiples, args.seconds)
     except ProcessError as exc:
         print(f"generator-ceiling: {exc}", file=sys.stderr)
         return 1

@@ -19,9 +19,10 @@ import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loadtests.compose import REDIS_LIMITS, SERVER_LIMITS, SERVER_PORT, service_name
+from loadtests.images import Engine
 from loadtests.runner.processes import (
     STOP_GRACE_SECONDS,
     Child,
@@ -35,9 +36,8 @@ from loadtests.runner.processes import (
     spawn,
     wait_until,
 )
-
-if TYPE_CHECKING:
-    from loadtests.stack import Engine
+from servers.variants.registry import ENV_ADMIN_TOKEN
+from servers.variants.registry import variant as spec_of
 
 REDIS_PORT = 6379
 # Where a private key lives inside a server's container (mounted read-only from the host).
@@ -150,9 +150,6 @@ class ContainerSupervisor(Supervisor):
 
     def server(self, variant: str, redis_url: str | None, cpus: Iterable[int] | None,
                env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> ServerHandle:
-        from servers.variants.registry import ENV_ADMIN_TOKEN
-        from servers.variants.registry import variant as spec_of
-
         port = free_port()
         name = f"authscale-{variant}-{port}"
         env = dict(env or {})

@@ -165,9 +165,14 @@ async def admin_seed(request: web.Request) -> web.Response:
     # collector's generations, so no collection, during the seeding or after, walks
     # millions of session dicts.
     freeze = request.app[SETTINGS].gc_freeze
-    created = await variant.seed(count, gc.freeze if freeze else None)
-    if freeze:
-        gc.freeze()
+    pauses = request.app[METRICS].gc_pauses
+    pauses.seeding += 1
+    try:
+        created = await variant.seed(count, gc.freeze if freeze else None)
+        if freeze:
+            gc.freeze()
+    finally:
+        pauses.seeding -= 1
     live = await variant.live_sessions()
     answer: dict[str, Any] = {"created": created, "live_sessions": live or 0}
     ids = variant.seeded_ids()

@@ -3,7 +3,9 @@
 CPython stops the event loop for every collection; a full (generation 2) collection walks
 every tracked container, so a store of millions of sessions made of dicts and tuples can
 stall every request for hundreds of milliseconds. `gc.callbacks` brackets each collection;
-the pauses go to /metrics as a histogram per generation, with the longest so far.
+the pauses go to /metrics as a histogram per generation, with the longest so far, and the
+longest so far while serving (outside the population experiment's bulk seeding, which grows
+a store faster than any service does).
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ class GcPauses:
         longest = Gauge("authscale_gc_pause_longest_seconds",
                         "The longest garbage-collector pause since start, by generation.",
                         ["generation"], registry=registry)
+        in_service = Gauge("authscale_gc_pause_longest_in_service_seconds",
+                           "The longest garbage-collector pause since start outside "
+                           "POST /admin/seed (while serving), by generation.",
+                           ["generation"], registry=registry)
         # Children bound once: the callback runs at every collection.
         self._pauses = [histogram.labels(str(g)) for g in GENERATIONS]
         self._longest = [longest.labels(str(g)) for g in GENERATIONS]
         self._longest_seconds = [0.0 for _ in GENERATIONS]
+        self._in_service = [in_service.labels(str(g)) for g in GENERATIONS]
+        self._in_service_seconds = [0.0 for _ in GENERATIONS]
         self._started_ns = 0
+        # Inside an /admin/seed: its pauses count as seeding's, not the service's.
+        self.seeding = 0
 
     def on_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -45,6 +55,9 @@ class GcPauses:
         if seconds > self._longest_seconds[generation]:
             self._longest_seconds[generation] = seconds
             self._longest[generation].set(seconds)
+        if not self.seeding and seconds > self._in_service_seconds[generation]:
+            self._in_service_seconds[generation] = seconds
+            self._in_service[generation].set(seconds)
 
     def install(self) -> None:
         gc.callbacks.append(self.on_collection)

@@ -18,20 +18,25 @@ from loadtests.experiments import (
     calibrate,
     churn,
     connections,
+    duet,
+    instructions,
     latency,
+    network,
     outage,
     overload,
     population,
     primitives,
     replicas,
     revocation,
+    store_ceiling,
     wire,
 )
 from loadtests.runner import profile
 
 # The order a profile runs them in when it names them in that order.
-ALL: tuple[ModuleType, ...] = (calibrate, latency, population, connections, churn, replicas,
-                               revocation, wire, primitives, outage, overload)
+ALL: tuple[ModuleType, ...] = (calibrate, latency, duet, network, store_ceiling, population,
+                               connections, churn, replicas, revocation, wire, primitives,
+                               instructions, outage, overload)
 BY_NAME: dict[str, ModuleType] = {m.NAME: m for m in ALL}
 SECTIONS: dict[str, type] = {m.NAME: m.Section for m in ALL}
 DEFAULT_EXPERIMENTS: tuple[str, ...] = tuple(m.NAME for m in ALL if m.RUNS_BY_DEFAULT)

@@ -3,10 +3,11 @@
 generator: p99, errors, and the server's memory per open connection.
 
 On the session stores each connection presents its own seeded session (the ids derived
-from the salt `/admin/seed` gives, bound to the connection); on the HS256 tokens a token
-the generator mints for its own user; elsewhere its own logged-in user, the server started
-with as many users. Every connection opens before the window
-(the warm-up), so the window measures the load, not the connecting. Both processes need a
+from the salt `/admin/seed` gives, bound to the connection); on the HS256 tokens and the
+encrypted cookie a credential the generator mints for its own user; on the control none
+(it reads none); elsewhere its own logged-in user, the server started with as many users.
+Every connection opens before the window (the warm-up), so the window measures the load,
+not the connecting. Both processes need a
 file descriptor per connection: the runner raises its soft limit to the hard one (its
 children inherit it) and refuses a count the limit cannot hold.
 """
@@ -16,10 +17,11 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from loadtests.experiments.population import derivable, mintable, minted, seed
+from loadtests.experiments.users import derivable, mintable, minted, seed
 from loadtests.runner.context import Context, Group, Planned
 from loadtests.runner.loadgen import NAME as LOADGEN
 from loadtests.runner.loadgen import Derived, PerConnection, write_credentials
+from servers.variants.registry import variant
 
 NAME = "connections"
 RUNS_BY_DEFAULT = True
@@ -39,10 +41,10 @@ class Section:
 
 def plan(ctx: Context) -> list[Planned]:
     spec: Section = ctx.profile.connections
-    return [Planned(NAME, variant, f"c{count}", rep, "read", spec.rate, count,
+    return [Planned(NAME, name, f"c{count}", rep, "read", spec.rate, count,
                     spec.duration_s, generator=LOADGEN, warmup=spec.warmup_s,
                     info={"connections": count})
-            for variant in ctx.profile.variants_for(NAME)
+            for name in ctx.profile.variants_for(NAME)
             for rep in range(1, ctx.profile.repetitions_for(NAME) + 1)
             for count in spec.counts]
 
@@ -67,12 +69,14 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                               f"{limit:,} (ulimit -n): choose smaller [connections] counts")
         ctx.skip(len(planned))
         return
-    for variant in ctx.profile.variants_for(NAME):
-        steps = [p for p in planned if p.variant == variant]
+    for name in ctx.profile.variants_for(NAME):
+        steps = [p for p in planned if p.variant == name]
         # As many users as the largest count, for variants whose users log in.
-        extra = () if derivable(variant) or mintable(variant) else ("--users", str(largest))
-        with ctx.groups(NAME, (variant,), extra=extra) as groups:
-            group = groups.get(variant)
+        logs_in = not (derivable(name) or mintable(name) or
+                       variant(name).credential == "none")
+        extra = ("--users", str(largest)) if logs_in else ()
+        with ctx.groups(NAME, (name,), extra=extra) as groups:
+            group = groups.get(name)
             if group is None or group.failed:
                 ctx.skip(len(steps))
                 continue
@@ -80,7 +84,7 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                 users = own_users(ctx, group, largest)
             except (OSError, ValueError, KeyError) as exc:
                 group.failed = f"could not give {largest:,} connections a user each: {exc}"
-                ctx.fail(NAME, variant, group.failed)
+                ctx.fail(NAME, name, group.failed)
                 ctx.skip(len(steps))
                 continue
             for step in steps:
@@ -90,7 +94,12 @@ def run(ctx: Context, planned: list[Planned]) -> None:
 
 def own_users(ctx: Context, group: Group, count: int) -> PerConnection:
     """A user per connection: `count` seeded sessions (derived ids), tokens minted for
-    `count` users, or `count` users logged in, one credential each."""
+    `count` users, or `count` users logged in, one credential each; for the control, which
+    reads none, no credential at all."""
+    if variant(group.variant).credential == "none":
+        path = ctx.secrets_dir / f"connections-{group.variant}.txt"
+        path.write_text("\n")  # one empty header line, every connection's
+        return PerConnection(path)
     if mintable(group.variant):
         return PerConnection(minted(ctx, group.variant, count))
     if derivable(group.variant):

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -153,6 +154,9 @@ class Context:
         self.admin_token = secrets.token_hex(24)
         self.verified: dict[str, Verification] = {}
         self.records: list[MeasurementRecord] = []
+        # Measurements made without `measure` (the duet's windows, the instruction
+        # counts): how many were completed.
+        self.done_elsewhere = 0
         self.seed_seconds: dict[str, dict[int, float]] = {}
 
     # -- progress
@@ -166,6 +170,11 @@ class Context:
     def skip(self, count: int = 1) -> None:
         """Planned measurements that will not run (their variant failed)."""
         self.progress.advance(self.task, count)
+
+    def done(self) -> None:
+        """A planned measurement made without `measure` was completed."""
+        self.done_elsewhere += 1
+        self.progress.advance(self.task)
 
     def fail(self, experiment: str, variant_name: str, reason: str) -> None:
         self.run.fail(experiment, variant_name, reason)
@@ -260,7 +269,7 @@ class Context:
         """A file of real credentials for the fast generator: LOADGEN_USERS distinct users
         (at most the server's user table) logged in once per group, one header each."""
         if group.credentials is None:
-            path = self.secrets_dir / f"credentials-{group.variant}.txt"
+            path = self.secrets_dir / f"credentials-{group.variant}-{group.servers[0].port}.txt"
             users = range(1, min(LOADGEN_USERS, self.profile.login_users) + 1)
             loadgen.write_credentials(group.urls[0], group.variant, users, path)
             group.credentials = path
@@ -277,7 +286,7 @@ class Context:
             self.measure(group, planned)
 
     def measure(self, group: Group, planned: Planned, *, info: dict[str, Any] | None = None,
-                during: Callable[[float], None] | None = None,
+                during: Callable[[float], bool | None] | None = None,
                 credentials: loadgen.Credentials | None = None
                 ) -> MeasurementRecord | None:
         """One run of the planned generator against a group, sampled; its record (None if
@@ -285,8 +294,10 @@ class Context:
 
         `info` adds details known only now (the live sessions before it). `during`, if
         given, is called about ten times a second with the seconds since the generator
-        started (the outage experiment stops and restarts Redis from there). `credentials`
-        are the fast generator's (default: the group's logged-in users, `credentials()`).
+        started (the outage experiment stops and restarts Redis from there); if it returns
+        True, the fast generator ends its window there (SIGUSR1: what it measured so far is
+        kept, the window as long as it ran). `credentials` are the fast generator's
+        (default: the group's logged-in users, `credentials()`).
         """
         label, repetition = planned.label, planned.repetition
         self.describe(f"{planned.experiment} · {group.variant} · {label} · rep {repetition}")
@@ -338,9 +349,14 @@ class Context:
             with contextlib.ExitStack() as stack:
                 for sampler in samplers:
                     stack.enter_context(sampler)
+                ended = False
                 while generator.alive() and time.monotonic() < deadline:
-                    if during is not None:
-                        during(time.monotonic() - spawned)
+                    if during is not None and during(time.monotonic() - spawned) \
+                            and not ended and planned.generator == loadgen.NAME:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(generator.pid, signal.SIGUSR1)
+                        ended = True
+                        record.info["ended_early_s"] = round(time.monotonic() - spawned, 2)
                     time.sleep(0.1)
         finally:
             if generator.alive():

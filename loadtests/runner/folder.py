@@ -12,7 +12,7 @@ from typing import Any
 from loadtests.atomic import write_json
 from loadtests.runner import provenance
 from loadtests.runner.profile import Profile
-from servers.variants.registry import REGISTRY
+from servers.variants.registry import DECLARED_PAIRS, REGISTRY
 
 RATE_MODEL = ("authscale-loadgen: open at a fixed rate (request k due at start + k / rate, "
               "timed from then), closed loop flat out (each connection's next request sent "
@@ -68,6 +68,8 @@ class RunFolder:
             },
             # What the analysis knows of each variant: it imports nothing of ours.
             "variants": {v.name: v.facts() for v in REGISTRY},
+            # The session-versus-token comparisons, declared before anything is measured.
+            "pairs": [p.facts() for p in DECLARED_PAIRS],
             "rate_model": RATE_MODEL,
             "failures": [],
         }

@@ -12,7 +12,10 @@
  *                     (--credentials FILE | --template T --first F --last L [--zipf S]
  *                      | --mint-hs256 KEYFILE --first F --last L [--zipf S]
  *                      | --mint-fernet KEYFILE --cookie NAME --first F --last L [--zipf S])
- *                     [--per-connection 1] [--login-every K --login-users U] --out FILE
+ *                     [--per-connection 1] [--login-every K --login-users U]
+ *                     [--start-at UNIX_SECONDS] --out FILE
+ *
+ * SIGUSR1 ends the measured window at once, its results written as at its planned end.
  *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
  * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
@@ -46,6 +49,10 @@
  * Fernet token (version 0x80, the time, a random IV, AES-128-CBC, HMAC-SHA256; url-safe
  * base64) under the Fernet key in KEYFILE (44 characters, surrounding whitespace stripped).
  *
+ * --start-at T: connect, then wait until the wall clock reads T (Unix seconds) before the
+ * warm-up begins, so that generators started apart measure the same stretch of time (two
+ * servers sharing one core at once: loadtests/runner/duet.py).
+ *
  * --login-every K: every K-th request sent is a login instead of a read (POST /login as
  * user<k> with password pw-<k>, k = 1..U in turn: the servers' user table), so the server's
  * credential store grows while it serves, as in service. The credential it issues is not
@@ -62,6 +69,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +99,12 @@ static double now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+/* SIGUSR1 ends the measured window now: what was due until then is written as usual, and
+ * the window's length is what it ran (the runner ends a login storm once it has seen what
+ * it waited for). */
+static volatile sig_atomic_t end_now;
+static void on_end_now(int sig) { (void)sig; end_now = 1; }
 
 static void die(const char *what) {
     fprintf(stderr, "authscale-loadgen: %s\n", what);
@@ -355,7 +369,7 @@ int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *path = "/items", *cred_path = NULL, *out_path = NULL;
     const char *template = NULL, *mint_path = NULL, *fernet_path = NULL;
     int port = 0, connections = 32;
-    double rate = 0, duration = 10, warmup = 1;
+    double rate = 0, duration = 10, warmup = 1, start_at = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--host")) host = argv[i + 1];
         else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
@@ -364,6 +378,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--connections")) connections = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--start-at")) start_at = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--credentials")) cred_path = argv[i + 1];
         else if (!strcmp(argv[i], "--out")) out_path = argv[i + 1];
         else if (!strcmp(argv[i], "--template")) template = argv[i + 1];
@@ -388,7 +403,8 @@ int main(int argc, char **argv) {
     if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0)
         die("load goes to loopback only: --host 127.0.0.1");
     if (connections < 1 || connections > MAX_CONN) die("--connections: 1 to 20000");
-    if (duration <= 0 || warmup < 0 || rate < 0) die("--duration > 0, --warmup >= 0, --rate >= 0");
+    if (duration <= 0 || warmup < 0 || rate < 0 || start_at < 0)
+        die("--duration > 0, --warmup >= 0, --rate >= 0, --start-at >= 0");
     if (login_every < 0 || login_every == 1 || (login_every > 0 && login_users < 1))
         die("--login-every: 0 (no logins) or at least 2, with --login-users >= 1");
 
@@ -454,6 +470,9 @@ int main(int argc, char **argv) {
     inet_pton(AF_INET, "127.0.0.1", &target.sin_addr);
     /* Wake when a request is due, not up to 50 us later (the default timer slack). */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    struct sigaction ending = {.sa_handler = on_end_now};  /* no SA_RESTART: wakes epoll */
+    sigemptyset(&ending.sa_mask);
+    sigaction(SIGUSR1, &ending, NULL);
     epfd = epoll_create1(0);
     conn_t *conns = calloc((size_t)connections, sizeof *conns);
     for (int i = 0; i < connections; i++) {
@@ -466,6 +485,19 @@ int main(int argc, char **argv) {
     fprintf(out, "# sent answered errors late unanswered seconds cpu_seconds measure_from_epoch served\n");
     long header_at = ftell(out);
     fprintf(out, "%-120s\n", "");  /* the counts, written at the end */
+
+    /* --start-at: connected and ready, wait for the wall-clock moment another generator
+     * starts at too, so that two windows (the duet's) cover the same time. */
+    if (start_at > 0) {
+        struct timespec wall_now;
+        clock_gettime(CLOCK_REALTIME, &wall_now);
+        double ahead = start_at - (wall_now.tv_sec + wall_now.tv_nsec / 1e9);
+        if (ahead > 60) die("--start-at is more than a minute away");
+        if (ahead > 0) {
+            struct timespec pause = {(time_t)ahead, (long)((ahead - (time_t)ahead) * 1e9)};
+            nanosleep(&pause, NULL);
+        }
+    }
 
     /* Requests due but not yet sent: their due times, in order. */
     size_t queue_cap = 1 << 20, q_head = 0, q_len = 0;
@@ -486,6 +518,10 @@ int main(int argc, char **argv) {
 
     for (;;) {
         double t = now();
+        if (end_now && t < stop) {
+            stop = t > measure_from ? t : measure_from;
+            duration = stop - measure_from;
+        }
         if (t >= stop) break;
         if (rate > 0) {
             while (next_due <= t) {  /* every request due by now joins the queue */

@@ -179,8 +179,9 @@ class RedisHandle:
 
 def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
                 use_env: bool = True, port: int | None = None,
-                on_spawn: OnSpawn | None = None) -> RedisHandle:
-    """A private redis-server on a free loopback port, no persistence, ready for PING.
+                on_spawn: OnSpawn | None = None, prefix: Sequence[str] = ()) -> RedisHandle:
+    """A private redis-server on a free loopback port, no persistence, ready for PING;
+    `prefix` goes before its command (a tool it runs under, callgrind say).
 
     With REDIS_URL set (and use_env), that server is used instead and nothing is started.
     """
@@ -190,7 +191,8 @@ def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
     workdir = Path(tempfile.mkdtemp(prefix="authscale-redis-"))
     log_path = (log_dir or workdir) / f"redis-{port}.log"
     # Without a log dir the log lives (and dies) in the work dir.
-    child = spawn("redis", [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
+    child = spawn("redis", [*prefix, find_redis_server(), "--port", str(port),
+                            "--bind", "127.0.0.1",
                             "--save", "", "--appendonly", "no", "--daemonize", "no",
                             "--dir", str(workdir), "--protected-mode", "yes"],
                   log_path=log_path, cpus=cpus, on_spawn=on_spawn)
@@ -203,7 +205,7 @@ def start_redis(log_dir: Path | None = None, cpus: Iterable[int] | None = None,
             return False
 
     try:
-        wait_until(answers_ping, child, timeout=10, what="redis-server")
+        wait_until(answers_ping, child, timeout=60 if prefix else 10, what="redis-server")
     except BaseException:
         handle.stop()
         raise
@@ -253,12 +255,14 @@ def server_command(variant: str, port: int, redis_url: str | None = None,
 def start_server(variant: str, redis_url: str | None = None, cpus: Iterable[int] | None = None,
                  log_dir: Path | None = None, extra: Sequence[str] = (),
                  env: dict[str, str] | None = None, timeout: float = 30,
-                 on_spawn: OnSpawn | None = None) -> ServerHandle:
-    """`python -m servers` on a free port, ready when /healthz answers 200."""
+                 on_spawn: OnSpawn | None = None, prefix: Sequence[str] = ()) -> ServerHandle:
+    """`python -m servers` on a free port, ready when /healthz answers 200; `prefix` goes
+    before its command (a tool it runs under, callgrind say)."""
     port = free_port()
     own = None if log_dir else Path(tempfile.mkdtemp(prefix="authscale-server-"))
     log_path = (log_dir or own) / f"server-{variant}-{port}.log"  # type: ignore[operator]
-    child = spawn(f"server {variant}", server_command(variant, port, redis_url, extra),
+    child = spawn(f"server {variant}",
+                  [*prefix, *server_command(variant, port, redis_url, extra)],
                   log_path=log_path, cpus=cpus, env=env, on_spawn=on_spawn)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -321,13 +325,16 @@ class Supervisor:
         self._children.append(child)
         return child
 
-    def redis(self, cpus: Iterable[int] | None = None, port: int | None = None) -> RedisHandle:
-        return start_redis(self.log_dir, cpus, use_env=False, port=port, on_spawn=self._track)
+    def redis(self, cpus: Iterable[int] | None = None, port: int | None = None,
+              prefix: Sequence[str] = ()) -> RedisHandle:
+        return start_redis(self.log_dir, cpus, use_env=False, port=port, on_spawn=self._track,
+                           prefix=prefix)
 
     def server(self, variant: str, redis_url: str | None, cpus: Iterable[int] | None,
-               env: dict[str, str] | None = None, extra: Sequence[str] = ()) -> ServerHandle:
-        return start_server(variant, redis_url, cpus, self.log_dir, extra, env,
-                            on_spawn=self._track)
+               env: dict[str, str] | None = None, extra: Sequence[str] = (),
+               prefix: Sequence[str] = (), timeout: float = 30) -> ServerHandle:
+        return start_server(variant, redis_url, cpus, self.log_dir, extra, env, timeout,
+                            on_spawn=self._track, prefix=prefix)
 
     def spawn(self, name: str, argv: Sequence[str], log_path: Path,
               cpus: Iterable[int] | None = None) -> Child:

@@ -78,8 +78,11 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
                     raise ProfileError(f"{where}.{key}: {item!r} must be positive")
         elif expected in ("int", "float"):
             numeric = (int,) if expected == "int" else (int, float)
-            if isinstance(value, bool) or not isinstance(value, numeric) or value <= 0:
-                raise ProfileError(f"{where}.{key}: must be a positive {expected}, got {value!r}")
+            zero = key in getattr(cls, "ZERO_ALLOWED", ())
+            if isinstance(value, bool) or not isinstance(value, numeric) or value < 0 or \
+                    (value == 0 and not zero):
+                kind = "a number >= 0" if zero else f"a positive {expected}"
+                raise ProfileError(f"{where}.{key}: must be {kind}, got {value!r}")
         values[key] = value
     try:
         return cls(**values)
@@ -106,8 +109,9 @@ def load_profile(name_or_path: str, sections: Mapping[str, type],
                  default_experiments: tuple[str, ...]) -> Profile:
     """The profile, with each experiment's table read into its `Section` and checked.
 
-    A Section may give `PLACEHOLDER` (its table when the profile does not run it) and
-    `check(where)` (rules across its keys, raising ProfileError).
+    A Section may give `PLACEHOLDER` (its table when the profile does not run it),
+    `ZERO_ALLOWED` (the numeric keys where 0 means something: off), and `check(where)`
+    (rules across its keys, raising ProfileError).
     """
     path = resolve_profile_path(name_or_path)
     try:

@@ -15,8 +15,9 @@ import psutil
 
 from loadtests.runner.processes import REPO_ROOT, find_redis_server
 
-PACKAGES = ("aiohttp", "aiohttp-session", "locust", "pyjwt", "redis", "hiredis", "cryptography",
-            "uvloop", "prometheus-client", "hdrhistogram", "pandas", "matplotlib")
+PACKAGES = ("aiohttp", "aiohttp-session", "locust", "pyjwt", "oxyjwt", "joserfc", "redis",
+            "hiredis", "cryptography", "uvloop", "prometheus-client", "hdrhistogram", "pandas",
+            "matplotlib")
 
 
 def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:

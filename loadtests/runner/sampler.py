@@ -27,7 +27,7 @@ COLUMNS = ("timestamp", "variant", "server_pid", "server_rss_bytes", "server_cpu
            "redis_keys", "redis_cpu_seconds", "live_sessions",
            "auth_count", "auth_sum_seconds", "gc_pauses", "gc_pause_seconds",
            "gc_full_pauses", "gc_full_pause_seconds", "gc_longest_pause_seconds",
-           "generator_cpu_percent")
+           "gc_service_longest_seconds", "generator_cpu_percent")
 
 
 def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
@@ -51,6 +51,9 @@ def scrape_metrics(base_url: str, timeout: float = 1.0) -> dict[str, float]:
             elif sample.name == "authscale_gc_pause_longest_seconds":
                 figures["gc_longest_pause_seconds"] = max(figures["gc_longest_pause_seconds"],
                                                           sample.value)
+            elif sample.name == "authscale_gc_pause_longest_in_service_seconds":
+                figures["gc_service_longest_seconds"] = max(
+                    figures.get("gc_service_longest_seconds", 0.0), sample.value)
             elif sample.name == "authscale_auth_seconds_count":
                 figures["auth_count"] += sample.value
             elif sample.name == "authscale_auth_seconds_sum":
@@ -173,7 +176,8 @@ class Sampler:
         if self.redis_client is not None:
             with contextlib.suppress(redis.RedisError):
                 row.update(redis_figures(self.redis_client))
-        with contextlib.suppress(OSError):
+        # A server without our /metrics (nginx, the generator's floor) gives none.
+        with contextlib.suppress(OSError, ValueError):
             row.update(scrape_metrics(self.server_url))
         row["generator_cpu_percent"] = self._generator_cpu()
         self.rows.append(row)

@@ -47,6 +47,9 @@ class Variant:
     algorithm: str | None = None
     # Revoked credentials kept server-side for a client-side state (the JWT denylist).
     denylist: Literal["none", "redis"] = "none"
+    # The library that verifies its tokens (servers.variants.verifiers), for a JWT variant:
+    # the name it goes by (PyJWT, oxyjwt, joserfc).
+    library: str | None = None
     # The primitives its authentication runs (their costs add up to its floor), then any
     # shown beside them for reference only (the bare signature check). Names are the rows
     # of the primitives experiment.
@@ -75,12 +78,12 @@ class Variant:
         return facts
 
 
-def _jwt(name: str, algorithm: str, secret: Secret) -> Variant:
+def _jwt(name: str, algorithm: str, secret: Secret, library: str = "PyJWT") -> Variant:
     reference = "HMAC-SHA256 alone" if algorithm == "HS256" \
         else f"{algorithm} signature verify alone"
     return Variant(name, "bearer", "client", False, "servers.variants.tokens:JwtVariant",
-                   secret=secret, algorithm=algorithm,
-                   primitives=(f"PyJWT decode {algorithm}",),
+                   secret=secret, algorithm=algorithm, library=library,
+                   primitives=(f"{library} decode {algorithm}",),
                    reference_primitives=(reference,))
 
 
@@ -101,11 +104,59 @@ REGISTRY: tuple[Variant, ...] = (
     _jwt("jwt-eddsa", "EdDSA", "jwt_private_key"),
     Variant("jwt-hs256-revocable", "bearer", "client", True,
             "servers.variants.tokens:RevocableJwt", secret="jwt_secret", algorithm="HS256",
-            denylist="redis",
+            denylist="redis", library="PyJWT",
             primitives=("PyJWT decode HS256", "redis-py EXISTS round trip")),
+    # The same tokens verified by another library than PyJWT: a compiled one (Rust), and
+    # the maintained pure-Python alternative (the methodology says why these).
+    _jwt("jwt-hs256-oxyjwt", "HS256", "jwt_secret", "oxyjwt"),
+    _jwt("jwt-eddsa-oxyjwt", "EdDSA", "jwt_private_key", "oxyjwt"),
+    _jwt("jwt-hs256-joserfc", "HS256", "jwt_secret", "joserfc"),
 )
 BY_NAME: dict[str, Variant] = {v.name: v for v in REGISTRY}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A session-versus-token comparison, declared before anything is measured (the verdict
+    never picks the best of each side afterwards); docs/methodology.md gives the reasons."""
+
+    session: str
+    token: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.session}__{self.token}"
+
+    def facts(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# The comparisons every run declares (its manifest's `pairs`), in the order reports list them.
+DECLARED_PAIRS: tuple[Pair, ...] = (
+    Pair("session-memory", "jwt-hs256",
+         "the claim's own picture: sessions in server memory against the cheapest stateless "
+         "token"),
+    Pair("session-redis", "jwt-hs256-revocable",
+         "one Redis round trip per request each: a shared session store against a token "
+         "that can be revoked, which is what logout needs"),
+    Pair("session-cookie", "jwt-hs256",
+         "both keep the session on the client under a symmetric key: an encrypted cookie "
+         "against a signed token"),
+    Pair("session-redis", "jwt-hs256",
+         "the choice a deployment of several server processes faces: sessions in a store "
+         "every server reaches, against a token any server verifies alone"),
+    # The same pairs with a compiled verifier in place of PyJWT: is the answer about
+    # tokens, or about one library under CPython?
+    Pair("session-memory", "jwt-hs256-oxyjwt",
+         "the claim's own pair, the token verified by a compiled library (Rust) instead of "
+         "PyJWT"),
+    Pair("session-cookie", "jwt-hs256-oxyjwt",
+         "the encrypted cookie against a signed token verified by a compiled library"),
+    Pair("session-redis", "jwt-hs256-oxyjwt",
+         "the deployment's pair, the token verified by a compiled library"),
+)
 
 
 def variant(name: str) -> Variant:

@@ -1,4 +1,5 @@
-"""Stateless JWTs (PyJWT), one pinned algorithm per variant, and the revocable HS256 twin."""
+"""Stateless JWTs, one pinned algorithm per variant, issued by PyJWT and verified by the
+variant's library (servers.variants.verifiers), and the revocable HS256 twin."""
 
 from __future__ import annotations
 
@@ -22,10 +23,8 @@ from servers.settings import Settings
 from servers.variants import registry
 from servers.variants.base import AuthVariant, Identity, StoreUnavailable
 from servers.variants.expiry_index import ExpiryIndex
+from servers.variants.verifiers import AUDIENCE, ISSUER, verifier
 
-ISSUER = "authscale"
-AUDIENCE = "authscale-api"
-REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud")
 # Far above any token we issue (~300-700 bytes); refusing early bounds the work an
 # attacker can make us do per request.
 MAX_TOKEN_BYTES = 4096
@@ -96,10 +95,11 @@ class JwtVariant(AuthVariant):
             algo = jwt.get_algorithm_by_name(self.algorithm)
             jwk = algo.to_jwk(self.verify_key, as_dict=True)
             self.jwks = {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": self.algorithm}]}
-        self._decoder = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS)})
-        self._algorithms = [self.algorithm]
+        spec = registry.variant(settings.auth)
+        self._verifier = verifier(spec.library or "PyJWT", self.algorithm, self.verify_key)
 
     async def issue(self, request: web.Request, user: str) -> web.Response:
+        """A fresh token, the same bytes whichever library verifies it."""
         now = int(time.time())
         claims = {"sub": user, "iat": now, "exp": now + self.ttl, "jti": secrets.token_hex(16),
                   "iss": ISSUER, "aud": AUDIENCE}
@@ -115,11 +115,8 @@ class JwtVariant(AuthVariant):
         if scheme.lower() != "bearer" or len(token) > MAX_TOKEN_BYTES or \
                 not TOKEN_SHAPE.fullmatch(token):
             return None
-        try:
-            return self._decoder.decode(token, self.verify_key, algorithms=self._algorithms,
-                                        audience=AUDIENCE, issuer=ISSUER)
-        except jwt.PyJWTError:
-            return None
+        claims: dict[str, Any] | None = self._verifier.verify(token)
+        return claims
 
     async def authenticate(self, request: web.Request) -> Identity | None:
         claims = self.decode(request)

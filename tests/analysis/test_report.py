@@ -15,11 +15,14 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from analysis import plan
 from analysis.__main__ import build
+from analysis.__main__ import main as analysis_main
 from analysis.compare import compare
+from analysis.figures import memory_fits
 from analysis.load import Measurement, Run, merged, percentiles_us
-from analysis.report import Prices, cost_blocks, placement_sentence, storm_text
-from analysis.summary import memory_fits, summarize
+from analysis.report.appendix import placement_sentence
+from analysis.summary import summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DATA = Path(__file__).resolve().parent.parent / "data" / "run"
@@ -44,14 +47,30 @@ def run_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the recorded run with its report built, once, for the tests that read it."""
+    target = tmp_path_factory.mktemp("built") / DATA.name
+    shutil.copytree(DATA, target)
+    build(target, users=1e6, rps=1e4, requests_per_day=1e8)
+    return target
+
+
 def test_recorded_run_is_real_and_complete(data_run: Run) -> None:
     run = data_run
     assert run.manifest["status"] == "complete"
     table = run.table
-    assert set(table["experiment"]) == {"latency", "population", "churn", "replicas",
-                                        "revocation"}
+    assert set(table["experiment"]) == {"latency", "network", "population", "connections",
+                                        "churn", "replicas", "revocation"}
     assert (table["status"] == "ok").all()
     assert (table["measured_requests"] > 0).all()
+    # The generator's floor ran beside the variants at the common rate, and the duet and
+    # the instruction counts are there too.
+    assert "nginx" in set(table["variant"]) and "nginx" not in run.variants.facts
+    assert {p.parent.parent.name for p in run.path.glob("raw/duet/*/*/duet.json")} == {
+        "session-memory__session-memory", "session-memory__jwt-hs256",
+        "session-redis__jwt-hs256"}
+    assert len(list(run.path.glob("raw/instructions/*/*/instructions.json"))) == 6
 
 
 def test_percentiles_from_histograms_by_hand() -> None:
@@ -115,37 +134,48 @@ def test_summary_has_every_promised_figure(data_summary: dict[str, Any]) -> None
     assert summary["variants"]["none"]["logout_revokes"] is None
     axes = {a["axis"] for a in summary["verdict"]["axes"]}
     assert "memory per live user" in axes and "bytes on the wire per request" in axes
-    # Recorded before the population measured service as live users grew (its steps hold
-    # too few requests for a p99): no overall verdict over the axes that happened to run.
-    assert summary["verdict"]["conclusion"].startswith(
-        "No overall verdict: this run did not measure service as live users grow.")
+    # A small run: three windows a step leave the growth axis's A/A wide, and a 3 s storm
+    # meets no full collection; both axes say so, and the conclusion lists them undecided.
+    conclusion = summary["verdict"]["conclusion"]
+    assert conclusion.startswith("Overall: ")
+    assert "Not decided: service as live users grow (undetermined (" in conclusion
+    assert "the collector's pauses as live users grow (undetermined (session-memory's storm " \
+           "at 30,000 live users met no full collection" in conclusion
+    assert {(r["variant"], r["remedy"]) for r in summary["storms"]} == {
+        ("session-memory", ""), ("session-memory", "gc.freeze"), ("none", ""),
+        ("jwt-hs256", "")}
+    steps = {(r["variant"], r["population"]) for r in summary["growth"]["steps"]}
+    assert steps == {(v, n) for v in ("none", "session-memory", "session-redis", "jwt-hs256")
+                     for n in (1000, 10_000, 30_000)}
 
 
 @pytest.mark.slow
-def test_report_files_and_charts(run_copy: Path) -> None:
-    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
-    summary = json.loads((run_copy / "summary.json").read_text())
+def test_report_files_and_charts(built: Path) -> None:
+    summary = json.loads((built / "summary.json").read_text())
     assert summary["variants"]
-    charts = sorted((run_copy / "charts").glob("*.png"))
-    assert len(charts) == 9
+    charts = sorted((built / "charts").glob("*.png"))
+    assert len(charts) == 11
     for chart in charts:
         assert chart.stat().st_size > 5_000, chart
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    markdown = (run_copy / "report.md").read_text()
+    markdown = (built / "report.md").read_text()
     for chart in charts:
         assert f"charts/{chart.name}" in markdown
-    assert "Threats to validity" in markdown and "Verdict" in markdown
-    html = (run_copy / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 9
+    assert "## The answer" in markdown and "Threats to validity" in markdown
+    assert "auth µs p50, alone" not in markdown  # no calibration in the run: none shown
+    appendices = [line.split(".")[0] for line in markdown.splitlines()
+                  if line.startswith("## Appendix ")]
+    assert appendices == [f"## Appendix {c}" for c in "ABCDEFGHI"[:len(appendices)]]
+    html = (built / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 11
     assert "src=\"charts/" not in html  # self-contained
 
 
 @pytest.mark.slow
 def test_report_shows_the_calibration_the_run_used(run_copy: Path) -> None:
-    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
-    assert "auth µs p50, alone" not in (run_copy / "report.md").read_text()  # none used
-    # A real calibration (`make calibrate` on the reference machine, run
-    # 20261127T222752Z-calibrate), kept in the run folder as bench does.
+    # Without one, none is shown (test_report_files_and_charts). A real calibration
+    # (`make calibrate` on the reference machine, run 20261127T222752Z-calibrate), kept in
+    # the run folder as bench does.
     shutil.copy(DATA.parent / "calibration.json", run_copy)
     build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
     markdown = (run_copy / "report.md").read_text()
@@ -160,11 +190,10 @@ def chromium() -> str | None:
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed "
                     "(.ci/run installs it; apt-get install chromium)")
 @pytest.mark.slow
-def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path) -> None:
-    build(run_copy, users=1e6, rps=1e4, requests_per_day=1e8)
+def test_report_html_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
     # A copy of the page with a probe appended: it titles the page with how many images
     # decoded, so --dump-dom tells us without a driver.
-    page = (run_copy / "report.html").read_text()
+    page = (built / "report.html").read_text()
     probe = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
              "document.title='decoded:'+i.filter(x=>x.complete&&x.naturalWidth>0).length+"
              "'/'+i.length;});</script>")
@@ -177,7 +206,9 @@ def test_report_html_renders_in_headless_chromium(run_copy: Path, tmp_path: Path
          "--v=0", "--virtual-time-budget=5000", "--dump-dom", target.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "<title>decoded:9/9</title>" in done.stdout
+    charts = page.count("data:image/png;base64,")
+    assert charts == len(list((built / "charts").glob("*.png"))) > 0
+    assert f"<title>decoded:{charts}/{charts}</title>" in done.stdout
     console_errors = [line for line in done.stderr.splitlines()
                       if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
     assert not console_errors
@@ -204,7 +235,8 @@ def test_compare_finds_a_planted_change_and_not_noise(data_summary: dict[str, An
 
 
 @pytest.mark.slow
-def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
+def test_cli_rebuilds_from_raw_data_alone(run_copy: Path, data_summary: dict[str, Any]
+                                         ) -> None:
     for produced in ("summary.json", "report.md", "report.html"):
         (run_copy / produced).unlink(missing_ok=True)
     shutil.rmtree(run_copy / "charts", ignore_errors=True)
@@ -215,11 +247,14 @@ def test_cli_rebuilds_from_raw_data_alone(run_copy: Path) -> None:
     compare_run = subprocess.run([sys.executable, "-m", "analysis", "compare", str(run_copy),
                                   str(run_copy)], capture_output=True, text=True, timeout=300)
     assert compare_run.returncode == 0
-    # A run against itself: nothing moved, out of every figure compared.
-    compared = len(compare(summarize(Run(run_copy)), summarize(Run(run_copy))))
+    # A run against itself: nothing moved, out of every figure compared (the copy's
+    # summary is the recorded run's).
+    summary = data_summary
+    compared = len(compare(summary, summary))
     assert compared > 0
-    assert f"\n0 of {compared} figures moved beyond their noise." in compare_run.stdout
-    axes = len(summarize(Run(run_copy))["verdict"]["axes"])
+    assert f"\n0 of {compared} figures compared moved beyond their noise; 0 could not be " \
+        "compared" in compare_run.stdout
+    axes = len(summary["verdict"]["axes"])
     assert f"\n{axes} of {axes} axes give the same verdict." in compare_run.stdout
 
 
@@ -230,11 +265,6 @@ def test_cli_error_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert "not a run folder" in done.stderr
 
 
-def analysis_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
 def assert_one_line_error(done: subprocess.CompletedProcess[str], names: str) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
@@ -242,10 +272,22 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], names: str) ->
     assert names in lines[0], lines[0]
 
 
+def in_process(capsys: pytest.CaptureFixture[str], *args: str | Path
+               ) -> subprocess.CompletedProcess[str]:
+    """The CLI's `main` run here, its exit code and output as a subprocess's would be: the
+    same code path without a new interpreter importing pandas and matplotlib each time (the
+    real command line runs in the tests above)."""
+    code = analysis_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["python", "-m", "analysis", *map(str, args)], code,
+                                       out, err)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated measurement", "corrupt histogram",
                                  "missing histograms", "garbled manifest", "nothing measured"])
-def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str) -> None:
+def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     measurement = sorted(run_copy.glob("raw/latency/*/*/measurement.json"))[0]
     hdr = measurement.parent / "loadgen_hdr.json"  # the fast generator's, read by its name
     if how == "truncated measurement":
@@ -266,10 +308,10 @@ def test_a_broken_run_folder_is_a_one_line_error(run_copy: Path, how: str) -> No
     else:
         broken = run_copy
         shutil.rmtree(run_copy / "raw")
-    assert_one_line_error(analysis_cli(run_copy), str(broken))
+    assert_one_line_error(in_process(capsys, run_copy), str(broken))
     # Comparing with it names the same file, from either side.
-    assert_one_line_error(analysis_cli("compare", DATA, run_copy), str(broken))
-    assert_one_line_error(analysis_cli("compare", run_copy, DATA), str(broken))
+    assert_one_line_error(in_process(capsys, "compare", DATA, run_copy), str(broken))
+    assert_one_line_error(in_process(capsys, "compare", run_copy, DATA), str(broken))
 REFERENCE = REPO_ROOT / "results" / "reference"
 
 
@@ -332,21 +374,38 @@ def test_knee_capacity_and_cpu_model_from_the_fast_generator(data_run: Run,
     assert (half["achieved_rps"] >= 0.9 * half["target_rps"]).all()
 
 
-def test_the_cost_model_scales_out_by_capacity(data_summary: dict[str, Any]) -> None:
-    figures = data_summary["variants"]
-    f = figures["jwt-hs256"]
-    blocks = cost_blocks(["jwt-hs256"], figures, users=1e6, rps=10 * f["capacity_rps"],
-                         prices=Prices())
-    row = blocks[1].content[1][0]
-    assert row[2] == "10"  # ten servers of one core each for ten times one's capacity
-    cores = float(row[3].replace(",", ""))
-    model = f["cpu_model"]
-    assert cores == pytest.approx(10 * max(model["fixed_cores"], 0)
-                                  + model["marginal_us"] * 10 * f["capacity_rps"] / 1e6,
-                                  abs=0.01)
-    # The parts of the bill never exceed the whole.
-    money = [float(c.strip("$").replace(",", "")) for c in row[5:9]]
-    assert sum(money[:3]) == pytest.approx(money[3], abs=3)
+def test_the_planner_by_hand(data_run: Run, data_summary: dict[str, Any]) -> None:
+    """python -m analysis plan's figures, worked out by hand from the recorded run: servers
+    at the knee's highest point within 20 ms, session memory, Redis from its ceiling, and
+    money at the stated prices."""
+    e = plan.evidence(data_run, data_summary)
+    prices = plan.Prices()
+    users, rps = 2_000_000, 5_000
+    rows = {r["design"]: r for r in plan.plan(e, users, rps, 0.5, prices)}
+    knee = pd.DataFrame(data_summary["knee_curve"])
+    for design in ("session-memory", "jwt-hs256"):
+        mine = knee[(knee["variant"] == design) & (knee["p99_ms"] <= 20)
+                    & (knee["achieved_rps"] >= 0.95 * knee["target_rps"])]
+        capacity = float(mine["target_rps"].max())
+        assert rows[design]["capacity_per_server"] == capacity
+        assert rows[design]["servers"] == math.ceil(rps / capacity)
+        assert rows[design]["servers_usd"] == pytest.approx(
+            rows[design]["servers"] * 0.04 * 730)
+    memory = rows["session-memory"]
+    per_user = data_summary["variants"]["session-memory"]["server_bytes_per_session"]
+    assert memory["session_memory_gib"] == pytest.approx(per_user * users / 2**30)
+    assert memory["sticky_routing"] and not rows["jwt-hs256"]["sticky_routing"]
+    # The token keeps nothing per user and asks no Redis.
+    assert rows["jwt-hs256"]["redis_cores"] == 0 and rows["jwt-hs256"]["redis_usd"] == 0
+    # The bill is its parts; the network column stays apart.
+    token = rows["jwt-hs256"]
+    assert token["total_usd"] == pytest.approx(
+        token["servers_usd"] + token["server_memory_usd"] + token["redis_usd"])
+    assert token["network_usd"] == pytest.approx(
+        data_summary["variants"]["jwt-hs256"]["header_bytes"] * rps * 730 * 3600 / 1e9 * 0.09)
+    text = plan.render(list(rows.values()), users, rps, 0.5, prices, "run")
+    assert "2,000,000 live users at 5,000 requests/s" in text
+    assert "session-memory (sticky routing)" in text
 
 
 def test_report_says_where_the_servers_ran() -> None:
@@ -364,25 +423,3 @@ def test_report_says_where_the_servers_ran() -> None:
     assert "`localhost/authscale-base:bookworm`" in sentence and "`redis:7.0-alpine`" in sentence
     assert "server-none {'cpus': 1.0, 'cpuset': '0'" in sentence
     assert sentence.endswith("the load generators as local processes on the generator's core. ")
-
-
-def test_report_tells_the_login_storm_per_arm() -> None:
-    """The storm rows in words: logins against live users (the growth), the collector's full
-    collections and their time, the reads' longest wait; a run without a storm says
-    nothing."""
-    base = {"population": 100_000, "phase": "storm", "requests": 40_000, "logins": 40_000,
-            "p99_ms": 3.1, "login_max_ms": 96.0}
-    population = pd.DataFrame([
-        {**base, "variant": "session-memory", "remedy": "", "gc_full_pauses": 2.0,
-         "gc_full_pause_ms": 80.5, "max_ms": 95.2},
-        {**base, "variant": "session-memory", "remedy": "gc.freeze", "gc_full_pauses": 0.0,
-         "gc_full_pause_ms": 0.0, "max_ms": 6.4},
-        {**base, "variant": "session-memory", "remedy": "", "phase": "common",
-         "gc_full_pauses": 0.0, "gc_full_pause_ms": 0.0, "max_ms": 4.0}])
-    text = storm_text(population)
-    assert text is not None
-    assert ("session-memory at 100,000 live users, 40,000 logins in 80,000 requests (the "
-            "store grown by 40%): 2 full collections, 80.5 ms of them; the reads' longest "
-            "wait 95.2 ms (p99 3.10 ms), the logins' 96.0 ms") in text
-    assert "session-memory + gc.freeze at 100,000 live users" in text and "0 full" in text
-    assert storm_text(population[population["phase"] == "common"]) is None

@@ -7,28 +7,22 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.load import Variants
+from analysis.axes.common import NOT_MEASURED, NOT_SETTLED, pair_axis
+from analysis.figures import generator_bound
 from analysis.stats import (
     EQUIVALENT,
     HIGHER,
     INCONCLUSIVE,
     LOWER,
     UNDETERMINED,
+    Difference,
     difference,
+    geometric_mean,
     linear_fit,
     median_interval,
     min_count_for,
     paired_ratios,
 )
-from analysis.summary import (
-    NOT_MEASURED,
-    SERVICE_AXIS,
-    generator_bound,
-    pair_axis,
-    service_axis,
-    verdict,
-)
-from servers.variants.registry import BY_NAME
 
 
 def test_median_interval_small_n_is_the_range_with_its_true_coverage() -> None:
@@ -114,17 +108,19 @@ def test_percentile_needs_ten_requests_beyond_it() -> None:
     assert min_count_for(0) == 10
 
 
-def pair_row(session: str, token: str, verdict: str) -> dict[str, object]:
+def pair_row(session: str, token: str, verdict: str, low: float = 0.85,
+             high: float = 1.05) -> dict[str, object]:
     return {"session": session, "token": token, "axis": "cpu", "verdict": verdict,
-            "ratio": 1.0, "ratio_low": 0.9, "ratio_high": 1.1, "coverage": 0.9375, "pairs": 5,
-            "session_median": 10.0, "token_median": 10.0}
+            "ratio": 1.0, "ratio_low": low, "ratio_high": high, "coverage": 0.9375,
+            "pairs": 5, "margin": 0.1, "session_median": 10.0, "token_median": 10.0}
 
 
 @pytest.mark.parametrize(("verdicts", "holds"), [
     ((LOWER, LOWER), "yes"),
     ((HIGHER, HIGHER), "no"),
     ((EQUIVALENT, EQUIVALENT), EQUIVALENT),
-    ((LOWER, HIGHER), "depends on the pair"),
+    ((LOWER, HIGHER), "depends on the pair: yes for session-memory → jwt-hs256; no for "
+                      "session-redis → jwt-hs256-revocable"),
     ((LOWER, INCONCLUSIVE), INCONCLUSIVE),
     ((LOWER, UNDETERMINED), "undetermined (one repetition: no interval)"),
 ])
@@ -132,73 +128,51 @@ def test_an_axis_holds_only_when_every_declared_pair_agrees(verdicts: tuple[str,
                                                             holds: str) -> None:
     rows = [pair_row("session-memory", "jwt-hs256", verdicts[0]),
             pair_row("session-redis", "jwt-hs256-revocable", verdicts[1])]
-    assert pair_axis("cpu", rows, "{:.1f}")["holds"] == holds
-    assert pair_axis("latency", rows, "{:.1f}")["holds"] == NOT_MEASURED
+    assert pair_axis("cpu", rows, "{:.1f}", "lower")["holds"] == holds
+    assert pair_axis("cpu", [], "{:.1f}", "lower")["holds"] == NOT_MEASURED
 
 
 @pytest.mark.parametrize(("verdicts", "holds"), [
     ((HIGHER, HIGHER), "yes"),  # tokens serve more per core: the claim holds there
     ((LOWER, LOWER), "no"),
-    ((HIGHER, LOWER), "depends on the pair"),
+    ((HIGHER, LOWER), "depends on the pair: yes for session-memory → jwt-hs256; no for "
+                      "session-redis → jwt-hs256-revocable"),
 ])
 def test_an_axis_where_higher_is_better_reads_the_other_way(verdicts: tuple[str, str],
                                                            holds: str) -> None:
-    rows = [{**pair_row("session-memory", "jwt-hs256", verdicts[0]), "better": "higher"},
-            {**pair_row("session-redis", "jwt-hs256-revocable", verdicts[1]),
-             "better": "higher"}]
-    assert pair_axis("cpu", rows, "{:.1f}")["holds"] == holds
+    rows = [pair_row("session-memory", "jwt-hs256", verdicts[0]),
+            pair_row("session-redis", "jwt-hs256-revocable", verdicts[1])]
+    assert pair_axis("cpu", rows, "{:.1f}", "higher")["holds"] == holds
 
 
-def test_no_overall_verdict_over_axes_not_measured() -> None:
-    variants = Variants({name: spec.facts() for name, spec in BY_NAME.items()})
-    figures = {"session-memory": {"bytes_per_session": 700.0, "header_bytes": 60},
-               "jwt-hs256": {"bytes_per_session": 5.0, "header_bytes": 280}}
-    result = verdict(figures, 2**34, variants, [])
-    holds = {a["axis"]: a["holds"] for a in result["axes"]}
-    assert holds["memory per live user"] == "yes"
-    assert holds["bytes on the wire per request"] == "no"
-    assert holds["logout (revocation)"] == NOT_MEASURED
-    assert result["conclusion"].startswith("No overall verdict: this run did not measure ")
-    assert "logout (revocation)" in result["conclusion"]
-    assert "Overall:" not in result["conclusion"]
+def test_an_axis_says_when_every_pair_is_on_one_side_but_not_past_the_margin() -> None:
+    # One pair beyond the margin, one crossing it, both intervals below 1.0: a difference
+    # that is there, of a size not settled; not a bare "inconclusive".
+    rows = [pair_row("session-memory", "jwt-hs256", LOWER, 0.40, 0.45),
+            pair_row("session-redis", "jwt-hs256-revocable", INCONCLUSIVE, 0.72, 0.96)]
+    holds = pair_axis("capacity", rows, "{:.1f}", "higher")["holds"]
+    assert holds == f"tokens lower in every pair, {NOT_SETTLED} at ±10%"
+    # One interval reaching past 1.0: no side to speak of.
+    rows[1] = pair_row("session-redis", "jwt-hs256-revocable", INCONCLUSIVE, 0.72, 1.02)
+    assert pair_axis("capacity", rows, "{:.1f}", "higher")["holds"] == INCONCLUSIVE
 
 
-def steps(variant: str, capacities: tuple[float, float], p99s: tuple[float, float],
-          distribution: str = "uniform") -> list[dict[str, object]]:
-    """A variant's population steps at 10^3 and 10^6 live users: flat out, then common."""
-    rows: list[dict[str, object]] = []
-    for size, capacity, p99 in zip((1000, 1_000_000), capacities, p99s, strict=True):
-        base = {"variant": variant, "remedy": "", "population": size,
-                "distribution": distribution}
-        rows += [{**base, "phase": "saturation", "achieved_rps": capacity, "p99_ms": 1.0},
-                 {**base, "phase": "common", "achieved_rps": 1000.0, "p99_ms": p99}]
-    return rows
-
-
-@pytest.mark.parametrize(("session", "token", "holds"), [
-    # The in-memory store lost 30% of its capacity at 10^6; the token held: holds.
-    (((20000, 14000), (1.0, 1.1)), ((7000, 6900), (2.0, 2.1)), "yes"),
-    # Its p99 grew 5x, by 4 ms: holds.
-    (((20000, 19000), (1.0, 5.0)), ((7000, 6900), (2.0, 2.1)), "yes"),
-    # 2.5x but only 0.3 ms more (sub-millisecond noise), capacity within 20%: does not.
-    (((20000, 17000), (0.2, 0.5)), ((7000, 6900), (2.0, 2.1)), "no"),
-    # Both degraded: tokens do no better.
-    (((20000, 14000), (1.0, 1.1)), ((7000, 4000), (2.0, 2.1)), "no"),
-])
-def test_service_as_live_users_grow_holds_only_where_sessions_alone_degrade(
-        session: tuple[tuple[float, float], tuple[float, float]],
-        token: tuple[tuple[float, float], tuple[float, float]], holds: str) -> None:
-    population = pd.DataFrame(
-        steps("session-memory", *session)
-        # The hot set and the remedy's arm are not what the axis reads.
-        + steps("session-memory", (20000, 1000), (1.0, 90.0), distribution="zipf")
-        + steps("jwt-hs256", *token, distribution="minted"))
-    axis = service_axis(population, ("session-memory",), ("jwt-hs256",))
-    assert axis is not None and axis["axis"] == SERVICE_AXIS
-    assert axis["holds"] == holds, axis
-    assert "20%" in axis["detail"] and "2x" in axis["detail"]
-    # Without a token side measured, the axis is not measured.
-    assert service_axis(population, ("session-memory",), ("jwt-rs256",)) is None
+def test_the_geometric_mean_and_its_interval_by_hand() -> None:
+    # log ratios: ln 0.9, ln 1.0, ln 1.1; mean m, sd s; t(2) = 4.303.
+    logs = [math.log(0.9), 0.0, math.log(1.1)]
+    m = sum(logs) / 3
+    s = math.sqrt(sum((x - m) ** 2 for x in logs) / 2)
+    g = geometric_mean([0.9, 1.0, 1.1])
+    assert g.center == pytest.approx(math.exp(m))
+    assert g.half_width == pytest.approx(4.303 * s / math.sqrt(3))
+    assert (g.low, g.high) == pytest.approx((math.exp(m - g.half_width),
+                                             math.exp(m + g.half_width)))
+    assert g.n == 3 and not g.within(0.03) and geometric_mean([1.0, 1.01, 0.99]).within(0.03)
+    # Zeros, negatives and NaN are no ratios; one ratio has no interval.
+    assert geometric_mean([0.0, -1.0, float("nan"), 2.0]).n == 1
+    assert math.isnan(geometric_mean([2.0]).low)
+    assert Difference(geometric_mean([2.0]), 0.1).verdict == UNDETERMINED
+    assert Difference(geometric_mean([0.40, 0.41, 0.42]), 0.1).verdict == LOWER
 
 
 def test_a_cell_is_generator_bound_when_its_generator_was_the_limit() -> None:

@@ -25,13 +25,13 @@ pytestmark = pytest.mark.slow
 TINY = """
 name = "tiny"
 variants = ["session-redis", "jwt-hs256"]
-repetitions = 2
+repetitions = {repetitions}
 warmup_s = 0.5
 login_users = 200
 experiments = ["latency"]
 [latency]
 rates = [100]
-duration_s = 6
+duration_s = {duration_s}
 saturation_s = 1
 knee = [0.5]
 knee_s = 1
@@ -98,10 +98,17 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     verify = json.loads((run / "verify.json").read_text())
     assert all(v["ok"] for v in verify.values())
     measurements = [json.loads(p.read_text()) for p in run.glob("raw/*/*/*/measurement.json")]
-    assert len(measurements) == manifest["measurements_planned"]
+    # Every planned measurement left its record: a measurement, a duet window, an
+    # instruction count, a row of the store's ceiling.
+    ceiling_csv = run / "raw" / "store_ceiling" / "ceiling.csv"
+    ceiling = list(csv.DictReader(ceiling_csv.read_text().splitlines())) \
+        if ceiling_csv.exists() else []
+    records = (len(measurements) + len(list(run.glob("raw/*/*/*/duet.json")))
+               + len(list(run.glob("raw/instructions/*/*/instructions.json"))) + len(ceiling))
+    assert records == manifest["measurements_planned"]
     experiments = {m["experiment"] for m in measurements}
-    assert experiments == {"latency", "population", "connections", "churn", "replicas",
-                           "revocation"}
+    assert experiments == {"latency", "network", "population", "connections", "churn",
+                           "replicas", "revocation"}
     for m in measurements:
         folder = run / "raw" / m["experiment"] / m["variant"] / f"{m['label']}-rep{m['repetition']}"
         assert m["status"] == "ok"
@@ -110,10 +117,44 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
         with open(folder / "samples-0.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert rows and all(float(r["server_rss_bytes"]) > 0 for r in rows)
+    # The duet: each window's two generators' counts and every process's CPU through it.
+    duets = sorted(run.glob("raw/duet/*/*/duet.json"))
+    assert {p.parent.parent.name for p in duets} == {"session-memory__session-memory",
+                                                     "session-memory__jwt-hs256"}
+    for path in duets:
+        window = json.loads(path.read_text())
+        assert window["status"] == "ok" and window["sides"]["b"]["served"] > 0
+        assert (path.parent / "schedstat.csv").stat().st_size > 0
+    # Redis across a network: the round trip each path adds, measured; the ceiling.
+    with open(run / "raw" / "network" / "rtt.csv", newline="") as fh:
+        paths = {float(r["rtt_ms"]): float(r["median_ms"]) for r in csv.DictReader(fh)}
+    assert set(paths) == {0.0, 1.0} and paths[1.0] > paths[0.0] + 0.9
+    if manifest["store_ceiling"]["measured"]:
+        assert [r["command"] for r in ceiling] == ["GET"] and float(ceiling[0]["rps"]) > 0
+    # Instructions counted, or said in one line why not.
+    if manifest["instructions"]["measured"]:
+        counted = [json.loads(p.read_text())
+                   for p in run.glob("raw/instructions/*/*/instructions.json")]
+        assert {c["variant"] for c in counted} == {"session-memory", "jwt-hs256"}
+        assert all(c["server"]["per_request"] > 0 for c in counted)
+    else:
+        assert manifest["instructions"]["why_not"]
     with open(run / "raw" / "population" / "population.csv", newline="") as fh:
         population = list(csv.DictReader(fh))
     memory = [r for r in population if r["variant"] == "session-memory"]
     assert [int(r["live_sessions"]) for r in memory][-1] >= 10_000
+    # Live users grown: each step a duet of the grown server against its companion at the
+    # fewest, each side's reads kept; the storms of the store, its remedy and the control.
+    grown = [json.loads(p.read_text()) for p in run.glob("raw/population/*/*/duet.json")]
+    assert {(w["pair"], w["population"], w["phase"]) for w in grown} == {
+        (v, n, phase) for v in ("session-memory", "jwt-hs256") for n in (1000, 10_000)
+        for phase in ("flat", "rate")}
+    assert all(w["status"] == "ok" and w["fewest"] == 1000 for w in grown)
+    assert all((run / "raw" / "population" / w["pair"] / f"{w['window']}-rep1" / role /
+                "loadgen_hdr.json").exists() for w in grown for role in ("a", "b"))
+    storms = {(m["variant"], m.get("remedy", "")) for m in measurements
+              if m["experiment"] == "population"}
+    assert storms == {("session-memory", ""), ("session-memory", "gc.freeze"), ("none", "")}
     with open(run / "raw" / "wire.csv", newline="") as fh:
         wire = {r["variant"]: int(r["header_bytes"]) for r in csv.DictReader(fh)}
     assert wire["none"] == 0 < wire["session-memory"] < wire["jwt-hs256"]
@@ -123,10 +164,12 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
             assert b"PRIVATE KEY" not in path.read_bytes(), path
 
 
-def start_tiny(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, float]:
-    """A run of the tiny profile: the process, its results folder, when it started."""
+def start_tiny(tmp_path: Path, duration_s: float = 6, repetitions: int = 2
+               ) -> tuple[subprocess.Popen[str], Path, float]:
+    """A run of the tiny profile (its common-rate windows `duration_s` long, `repetitions`
+    rounds): the process, its results folder, when it started."""
     profile = tmp_path / "tiny.toml"
-    profile.write_text(TINY)
+    profile.write_text(TINY.format(duration_s=duration_s, repetitions=repetitions))
     results = tmp_path / "results"
     return bench("--profile", str(profile), results=results), results, time.time()
 
@@ -205,7 +248,7 @@ def test_sigint_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
 # Seeded random points, from the moment the run folder exists (servers starting, verifying,
 # measuring, between measurements): the same points on every run of the suite.
 _POINTS = random.Random(20261127)
-INTERRUPTIONS = [(round(_POINTS.uniform(0.0, 15.0), 2), sig)
+INTERRUPTIONS = [(round(_POINTS.uniform(0.0, 10.0), 2), sig)
                  for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGINT)]
 
 
@@ -225,7 +268,7 @@ def test_interrupted_at_a_random_point(tmp_path: Path, after_s: float,
 
 
 def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
-    proc, results, since = start_tiny(tmp_path)
+    proc, results, since = start_tiny(tmp_path, duration_s=2, repetitions=1)
     try:
         deadline = time.monotonic() + 90
         while not list(results.glob("*/raw/latency/session-redis/*/measurement.json")):
@@ -246,11 +289,11 @@ def test_a_server_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path)
     assert manifest["status"] == "incomplete"
     failures = [f for f in manifest["failures"] if f["variant"] == "session-redis"]
     assert failures and "exited" in failures[0]["reason"]
-    # The other variant was measured all the same: flat out and at the common rate in both
-    # repetitions, and its knee point.
+    # The other variant was measured all the same: flat out, at the common rate, and its
+    # knee point.
     measured = sorted(p.parent.name for p in run_folder(results).glob(
         "raw/latency/jwt-hs256/*/measurement.json"))
-    assert len(measured) == 5, measured
+    assert len(measured) == 3, measured
 
 
 SEEDING_FAILS = """
@@ -265,9 +308,10 @@ experiments = ["population", "wire"]
 # second step before seeding it.
 sizes = [1000, 200000000]
 variants = ["session-memory"]
-rate = 50
-duration_s = 1
-saturation_s = 0.5
+windows = 2
+window_s = 0.3
+rate_window_s = 0.3
+reads = 100
 """
 
 
@@ -285,7 +329,7 @@ def test_a_failed_experiment_is_one_row_and_the_run_goes_on(tmp_path: Path) -> N
     assert "seeding 200,000,000 live users failed" in failure["reason"]
     assert "choose smaller [population] sizes" in failure["reason"]
     # What came before it was kept, and the next experiment ran.
-    assert (run / "raw" / "population" / "session-memory" / "n1000-flat-rep1" /
-            "measurement.json").exists()
+    assert (run / "raw" / "population" / "session-memory" / "n1000-flat-w0-rep1" /
+            "duet.json").exists()
     with open(run / "raw" / "wire.csv", newline="") as fh:
         assert {r["variant"] for r in csv.DictReader(fh)} == {"session-memory", "jwt-hs256"}

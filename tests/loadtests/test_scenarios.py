@@ -115,10 +115,14 @@ def test_revocation_jwt_accepted_until_it_expires(tmp_path: Path) -> None:
     assert observations
     for o in observations:
         refused, expires = float(o["refused_after_s"]), float(o["expires_after_s"])
+        resolution = float(o["resolution_s"])
         assert 0 < expires <= 2
-        # Refused when it expired, not at logout: to within the probe's resolution.
-        assert float(o["resolution_s"]) <= 0.01, o
-        assert expires - 0.01 <= refused <= expires + float(o["resolution_s"]) + 0.01, o
+        # Refused when it expired, not at logout: the credential stopped working within the
+        # figure's resolution before it (2 us: the rounding of both to the microsecond).
+        assert resolution < 0.1, o
+        assert expires - 2e-6 <= refused <= expires + resolution + 2e-6, o
+    # Timed to within 10 ms: a probe round every 2 ms (a stalled greenlet can add to one).
+    assert statistics.median(float(o["resolution_s"]) for o in observations) <= 0.01
 
 
 @pytest.mark.parametrize("sticky", [False, True])

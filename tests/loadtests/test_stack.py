@@ -10,8 +10,9 @@ import pytest
 
 from loadtests.compose import compose_document
 from loadtests.containers import check_pinning
+from loadtests.images import StackError, debian_mirror
 from loadtests.runner.processes import ProcessError
-from loadtests.stack import StackError, check_limits, debian_mirror, overhead, report
+from loadtests.stack import check_limits, overhead, report
 
 
 def test_the_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import time
 
-from servers.app import FREEZE_EVERY, FREEZER
+from prometheus_client.parser import text_string_to_metric_families
+
+from servers.app import FREEZE_EVERY, FREEZER, METRICS
 from tests.conftest import ADMIN_TOKEN, MakeClient, login
 
 
@@ -99,3 +101,33 @@ async def test_the_remedy_freezes_as_logins_grow_the_store(make_client: MakeClie
         gc.unfreeze()
     plain = await make_client("session-memory")
     assert plain.server.app.get(FREEZER) is None
+
+
+def gauge(text: str, name: str) -> float:
+    """The largest value of a gauge over its generations, from /metrics."""
+    return max(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name)
+
+
+async def test_seeding_pauses_are_kept_apart_from_the_service(make_client: MakeClient) -> None:
+    """A collection during /admin/seed counts as the longest ever, not as the longest while
+    serving; one outside it counts as both."""
+    client = await make_client("session-memory")
+    pauses = client.app[METRICS].gc_pauses
+    pauses.seeding += 1
+    try:
+        gc.collect()  # a real full collection, inside a seed as far as the server knows
+    finally:
+        pauses.seeding -= 1
+    text = await (await client.get("/metrics")).text()
+    in_service = "authscale_gc_pause_longest_in_service_seconds"
+    assert gauge(text, "authscale_gc_pause_longest_seconds") > 0
+    before = gauge(text, in_service)
+    assert before < gauge(text, "authscale_gc_pause_longest_seconds")
+    for _ in range(3):
+        gc.collect()  # while serving
+    text = await (await client.get("/metrics")).text()
+    assert gauge(text, in_service) > before
+    resp = await client.post("/admin/seed", json={"count": 30_000},
+                             headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert resp.status == 200 and pauses.seeding == 0

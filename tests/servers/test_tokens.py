@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from servers.app import VARIANT
+from servers.variants.registry import BY_NAME
 from servers.variants.tokens import AUDIENCE, ISSUER, generate_key
 from tests.conftest import JWT_VARIANTS, MakeClient, login
 
@@ -105,8 +106,7 @@ async def test_given_keys_are_checked(make_client: MakeClient, variant: str) -> 
     wrong = ec.generate_private_key(ec.SECP384R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
-    alg = "HS256" if variant in ("jwt-hs256", "jwt-hs256-revocable") else None
-    if alg == "HS256":
+    if BY_NAME[variant].algorithm == "HS256":
         with pytest.raises(ValueError, match="at least 32 bytes"):
             await make_client(variant, jwt_key=b"short")
     else:

@@ -1,0 +1,142 @@
+"""Instructions per request, counted by valgrind's callgrind: a figure that compares across
+days and machines running the same software, where time does not (rustc-perf tracks
+`instructions:u` for that reason; this VM has no hardware counters, so callgrind counts
+them by emulation, whatever else the machine is doing).
+
+A server (and, for the Redis variants, its Redis) runs under callgrind with counting off
+from the start (`--instr-atstart=no`), address randomisation off (`setarch -R`) and
+`PYTHONHASHSEED` fixed. After a warm-up, a window is: counting on and zeroed
+(`callgrind_control -i on`, `-z`), a fixed number of requests sent one at a time on one
+keep-alive connection, the totals read (`-e Ir`), counting off. Two windows of n1 and n2
+requests give (c2 - c1) / (n2 - n1): what one more request costs, without what switching
+the counter on and off costs. No library does this; it is a few calls of valgrind's own
+control tool.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CALLGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no")
+HASH_SEED = "0"
+CONTROL_TIMEOUT_S = 30
+# Under callgrind a server starts in seconds, not a fraction of one.
+START_TIMEOUT_S = 120
+
+
+class CallgrindError(RuntimeError):
+    """callgrind could not count: the message says why, in one line."""
+
+
+def missing() -> str | None:
+    """Why instructions cannot be counted on this machine, or None when they can."""
+    for tool in ("valgrind", "callgrind_control"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian: apt-get install valgrind)"
+    return None
+
+
+def version() -> str | None:
+    try:
+        done = subprocess.run(["valgrind", "--version"], capture_output=True, text=True,
+                              timeout=10)
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
+def prefix(out_file: str) -> list[str]:
+    """What goes before a command to run it under callgrind, counting off, with address
+    randomisation off where `setarch` can turn it off."""
+    argv = [*CALLGRIND, f"--callgrind-out-file={out_file}"]
+    return (["setarch", "-R", *argv] if shutil.which("setarch") else argv)
+
+
+_THREAD_TOTAL = re.compile(r"^\s*Th\s+\d+\s+([\d,]+)\s*$", re.MULTILINE)
+
+
+def parse_totals(output: str) -> int:
+    """The instructions (Ir) callgrind_control -e reports, summed over the threads.
+
+        PID 6076: python -m servers ...
+
+          Totals:        Ir
+           Th 1  74,277,083
+    """
+    if "instrumentation is switched off" in output:
+        raise CallgrindError("callgrind had counting switched off when asked for its totals")
+    if "Totals:" not in output:
+        raise CallgrindError(f"no totals in callgrind_control's answer: {output.strip()[:200]}")
+    counts = _THREAD_TOTAL.findall(output.split("Totals:", 1)[1])
+    if not counts:
+        raise CallgrindError(f"no per-thread totals: {output.strip()[:200]}")
+    return sum(int(c.replace(",", "")) for c in counts)
+
+
+def control(pid: int, *args: str) -> str:
+    """One callgrind_control command to a process under callgrind; its answer."""
+    try:
+        done = subprocess.run(["callgrind_control", *args, str(pid)], capture_output=True,
+                              text=True, timeout=CONTROL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise CallgrindError(f"callgrind_control {' '.join(args)} {pid} did not answer "
+                             f"within {CONTROL_TIMEOUT_S} s") from None
+    if done.returncode != 0 or "Error" in done.stdout:
+        raise CallgrindError(f"callgrind_control {' '.join(args)} {pid} failed: "
+                             f"{(done.stdout + done.stderr).strip()[:200]}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Window:
+    requests: int
+    counts: dict[int, int]  # pid -> instructions counted in the window
+
+
+class Client:
+    """One keep-alive connection sending GET /items, one request at a time, each with the
+    next of `headers` in turn; any answer but 200 is an error."""
+
+    def __init__(self, port: int, headers: Sequence[dict[str, str]]) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = list(headers) or [{}]
+        self.sent = 0
+
+    def send(self, count: int) -> None:
+        for _ in range(count):
+            self.connection.request("GET", "/items",
+                                    headers=self.headers[self.sent % len(self.headers)])
+            answer = self.connection.getresponse()
+            answer.read()
+            self.sent += 1
+            if answer.status != 200:
+                raise CallgrindError(f"GET /items answered {answer.status} under callgrind")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def count_window(client: Client, pids: Sequence[int], requests: int) -> Window:
+    """Counting on for every process, `requests` sent, the totals read, counting off."""
+    for pid in pids:
+        control(pid, "-i", "on")
+        control(pid, "-z")
+    try:
+        client.send(requests)
+        counts = {pid: parse_totals(control(pid, "-e", "Ir")) for pid in pids}
+    finally:
+        for pid in pids:
+            control(pid, "-i", "off")
+    return Window(requests, counts)
+
+
+def per_request(first: Window, second: Window, pid: int) -> float:
+    """What one more request cost a process, from two windows of different lengths."""
+    if second.requests == first.requests:
+        raise ValueError("the two windows must differ in length")
+    return (second.counts[pid] - first.counts[pid]) / (second.requests - first.requests)

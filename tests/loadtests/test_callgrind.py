@@ -1,0 +1,90 @@
+"""Instructions per request under callgrind: the parser of callgrind_control's answer, and
+a real count on a real server, twice, from two fresh processes."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from loadtests.runner import callgrind
+from loadtests.runner.processes import start_server
+from loadtests.runner.verify import log_in
+
+ONE_THREAD = """PID 6076: /usr/bin/python3 -m servers --auth session-memory --port 1
+
+  Totals:        Ir
+   Th 1  74,277,083
+"""
+TWO_THREADS = """PID 7: python -m servers
+
+  Totals:        Ir
+   Th 1  1,000,000
+   Th 2      2,500
+"""
+
+
+def test_totals_are_summed_over_the_threads() -> None:
+    assert callgrind.parse_totals(ONE_THREAD) == 74_277_083
+    assert callgrind.parse_totals(TWO_THREADS) == 1_002_500
+
+
+@pytest.mark.parametrize("answer", [
+    "PID 1: x\n  No information available as instrumentation is switched off.\n",
+    "PID 1: x\n  OK.\n",
+    "PID 1: x\n\n  Totals:        Ir\n",
+])
+def test_an_answer_without_totals_is_an_error(answer: str) -> None:
+    with pytest.raises(callgrind.CallgrindError):
+        callgrind.parse_totals(answer)
+
+
+def test_per_request_is_the_difference_of_two_windows() -> None:
+    first = callgrind.Window(40, {1: 10_400_000})
+    second = callgrind.Window(160, {1: 40_400_000})
+    # 30,000,000 more instructions for 120 more requests; what switching costs cancels.
+    assert callgrind.per_request(first, second, 1) == 250_000
+    with pytest.raises(ValueError):
+        callgrind.per_request(first, first, 1)
+
+
+def count_once(tmp_path: Path, k: int, core: int) -> float:
+    """Instructions per session request of a fresh server on `core`, its client (this
+    thread) on the others, as the instructions experiment places them."""
+    others = set(os.sched_getaffinity(0)) - {core}
+    if others:
+        os.sched_setaffinity(0, others)  # this thread only
+    out = tmp_path / f"p{k}.callgrind"
+    server = start_server("session-memory", cpus={core}, extra=("--users", "5"),
+                          env={**os.environ, "PYTHONHASHSEED": callgrind.HASH_SEED},
+                          prefix=callgrind.prefix(str(out)), timeout=callgrind.START_TIMEOUT_S,
+                          log_dir=tmp_path)
+    try:
+        headers = [log_in(server.url, "session-memory", u).credential.headers
+                   for u in range(1, 6)]
+        client = callgrind.Client(server.port, headers)
+        try:
+            client.send(50)
+            first, second = (callgrind.count_window(client, [server.child.pid], n)
+                             for n in (20, 80))
+        finally:
+            client.close()
+        return callgrind.per_request(first, second, server.child.pid)
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+def test_two_fresh_processes_count_the_same_instructions(tmp_path: Path) -> None:
+    # Side by side, one per core (counts do not depend on what else runs): half the time.
+    cores = sorted(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = list(pool.map(lambda k: count_once(tmp_path, k, cores[k % len(cores)]),
+                               (1, 2)))
+    # A session request is some hundreds of thousands of instructions of CPython, aiohttp
+    # and the kernel's way in and out; two processes agree to well within 1%.
+    assert all(100_000 < c < 2_000_000 for c in counts), counts
+    assert abs(counts[0] - counts[1]) / counts[0] < 0.01, counts
