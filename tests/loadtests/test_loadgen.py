@@ -108,11 +108,13 @@ def test_a_fixed_rate_is_held(server: ServerHandle, credentials: Path,
                       connections=8, duration=3, warmup=0.5, cpus=GENERATOR_CPUS)
     assert result.errors == 0
     assert 0.97 * 1200 <= result.answered <= 1.03 * 1200
-    # Sent more than 1 ms after it was due: the generator's own wake-ups on this VM
-    # (measured: 1.1% at 400 req/s, 7% at 2,000; 6.4% at 400 on 30 November, when the VM ran
-    # twice as slow); its latency still counts from the due time, so this bounds fidelity,
-    # not correctness.
-    assert result.late <= 0.10 * result.sent
+    # Sent more than 1 ms after it was due: the host's wake-ups of the generator's vCPU, not
+    # the generator's CPU (measured at 400 req/s: 1.1% on 28 November, 6.4% on 30 November,
+    # 19.6% in a CI run on 3 December; on 1 December `make generator-ceiling` found 9-26%
+    # late at every rate against nginx too). Latency counts from the due time either way, so this
+    # bounds fidelity, not correctness: most requests leave on time, as a generator that
+    # paced in bursts or slept past its schedule would not.
+    assert result.late <= 0.5 * result.sent
 
 
 def test_a_stalled_server_is_charged_for_every_request_it_kept_waiting(
