@@ -66,11 +66,12 @@ def latency_vs_rate(run: Run, curve: pd.DataFrame, path: Path) -> Path:
             value = float(floor.iloc[0][f"{p}_ms"])
             ax.axvspan(0, value, color="#dddddd", zorder=0,
                        label=f"generator's floor (nginx): {value:.2f} ms")
-            ax.legend(loc="lower right")
+            # Under the axes, where no variant's dot or whisker can be hidden by it.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
         ax.set_xlim(left=0)
         ax.set_title(f"{p} at {cells['target_rps'].max():,.0f} requests/s (ms)")
         plain(ax, "x")
-    return save(fig, path)
+    return save(fig, path, legend_below=True)
 
 
 def auth_cost(run: Run, summary: dict[str, Any], path: Path) -> Path:
