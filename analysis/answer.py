@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.axes.common import EQUIVALENCE_MARGIN
+from analysis.stats import EQUIVALENT, HIGHER, LOWER, UNDETERMINED, Difference, GeoMean
+
 CLAIM_PAIR = ("session-memory", "jwt-hs256")
 DEPLOYMENT_PAIR = ("session-redis", "jwt-hs256")
 COMPILED = "jwt-hs256-oxyjwt"
@@ -124,15 +127,51 @@ def short(holds: str) -> str:
     return holds.split(" (")[0].split(":")[0]
 
 
+CPU_AXIS = "CPU per request (server + Redis CPU time)"
+CAPACITY_AXIS = "capacity per server core (flat out)"
+
+
+def gate(summary: dict[str, Any]) -> str | None:
+    """Why the duet's two axes are not decided by this run (its A/A control strayed, or
+    they were not measured), in the verdict's own words; None when the duet is trusted."""
+    for name in (CPU_AXIS, CAPACITY_AXIS):
+        row = axis(summary, name)
+        if row is not None and short(row["holds"]) == UNDETERMINED:
+            return row["holds"]
+    return None
+
+
+def who_wins(cpu: dict[str, Any] | None, cap: dict[str, Any] | None) -> str:
+    """Which side of a pair costs less, read from both duet intervals against the margin:
+    the token only where its CPU per request is lower and its capacity higher beyond the
+    margin in the whole interval, the session likewise, else no side."""
+    if cpu is None or cap is None or cpu.get("ratio_low") is None \
+            or cap.get("ratio_low") is None:
+        return "not settled by this run"
+    cheaper, fuller = Difference(GeoMean(cpu["ratio"], cpu["ratio_low"], cpu["ratio_high"],
+                                         cpu["half_width"], cpu["n"]), EQUIVALENCE_MARGIN), \
+        Difference(GeoMean(cap["ratio"], cap["ratio_low"], cap["ratio_high"],
+                           cap["half_width"], cap["n"]), EQUIVALENCE_MARGIN)
+    if cheaper.verdict == LOWER and fuller.verdict == HIGHER:
+        return "the token wins"
+    if cheaper.verdict == HIGHER and fuller.verdict == LOWER:
+        return "the session wins"
+    if cheaper.verdict == EQUIVALENT and fuller.verdict == EQUIVALENT:
+        return "no measurable difference"
+    return "not settled by this run"
+
+
 def cost_line(summary: dict[str, Any]) -> str | None:
     a, b = CLAIM_PAIR
     cpu, cap = ratio(summary, a, b, "rate"), ratio(summary, a, b, "flat")
     if cpu is None and cap is None:
         return None
-    row = axis(summary, "CPU per request (server + Redis CPU time)")
-    words = (f"**Cost per request: {short(row['holds']) if row else 'measured'}.** With both "
-             f"servers on one core at once, a token checked by PyJWT costs {times(cpu)} the "
-             f"CPU of an in-memory session, and one core serves {times(cap)} as many requests")
+    row, why = axis(summary, CPU_AXIS), gate(summary)
+    # Undetermined: the reason is what the reader needs before the figures measured anyway.
+    holds = why if why else (short(row["holds"]) if row else "measured")
+    words = (f"**Cost per request: {holds}.** With both servers on one core at once, a token "
+             f"checked by PyJWT costs {times(cpu)} the CPU of an in-memory session, and one "
+             f"core serves {times(cap)} as many requests")
     cpu2, cap2 = ratio(summary, a, COMPILED, "rate"), ratio(summary, a, COMPILED, "flat")
     if cpu2 is not None:
         words += f"; with a compiled verifier (oxyjwt), {times(cpu2)} and {times(cap2)}"
@@ -144,10 +183,10 @@ def deployment_line(summary: dict[str, Any]) -> str | None:
     cpu, cap = ratio(summary, a, b, "rate"), ratio(summary, a, b, "flat")
     if cpu is None:
         return None
-    words = (f"**Against a shared session store the token wins.** Once sessions live in "
-             f"Redis (what several server processes need), a PyJWT token costs {times(cpu)} "
-             f"the CPU (server and Redis together) and one server core serves {times(cap)} "
-             "as many")
+    head = "undetermined (as above)" if gate(summary) else who_wins(cpu, cap)
+    words = (f"**Against a shared session store: {head}.** Once sessions live in Redis (what "
+             f"several server processes need), a PyJWT token costs {times(cpu)} the CPU "
+             f"(server and Redis together) and one server core serves {times(cap)} as many")
     cpu2, cap2 = ratio(summary, a, COMPILED, "rate"), ratio(summary, a, COMPILED, "flat")
     if cpu2 is not None:
         words += f"; with oxyjwt, {times(cpu2)} and {times(cap2)}"

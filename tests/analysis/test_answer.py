@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.__main__ import readme_text
-from analysis.answer import README_END, README_START, replace_block
+from analysis.answer import README_END, README_START, deployment_line, replace_block, who_wins
 from analysis.compare import NOT_COMPARABLE, compare, unlike
 from analysis.load import Run
 
@@ -29,6 +29,36 @@ def test_the_block_is_replaced_and_nothing_else() -> None:
     text = f"head\n{README_START}\nold\n{README_END}\ntail\n"
     assert replace_block(text, f"{README_START}\nnew\n{README_END}") == \
         f"head\n{README_START}\nnew\n{README_END}\ntail\n"
+
+
+def duet(ratio: float, low: float, high: float) -> dict[str, Any]:
+    return {"ratio": ratio, "ratio_low": low, "ratio_high": high, "n": 12,
+            "half_width": (high - low) / 2 / ratio}
+
+
+def test_the_shared_store_line_says_who_wins_from_the_intervals_only() -> None:
+    """Token / session: CPU per request and capacity per core both beyond the ±10% margin
+    in the token's favour, or the session's, or neither."""
+    assert who_wins(duet(0.76, 0.75, 0.77), duet(1.19, 1.15, 1.23)) == "the token wins"
+    assert who_wins(duet(1.30, 1.25, 1.35), duet(0.75, 0.70, 0.80)) == "the session wins"
+    assert who_wins(duet(1.00, 0.97, 1.03), duet(1.01, 0.98, 1.04)) == \
+        "no measurable difference"
+    # One interval reaching into the margin settles nothing.
+    assert who_wins(duet(0.85, 0.80, 0.92), duet(1.19, 1.15, 1.23)) == \
+        "not settled by this run"
+    assert who_wins(duet(0.76, 0.75, 0.77), None) == "not settled by this run"
+
+
+def test_the_shared_store_line_is_undetermined_when_the_a_a_control_strays() -> None:
+    ratios = [{"a": "session-redis", "b": "jwt-hs256", "phase": phase, **duet(*r)}
+              for phase, r in (("rate", (0.76, 0.75, 0.77)), ("flat", (1.19, 1.15, 1.23)))]
+    trusted = {"duet": {"ratios": ratios}, "verdict": {"axes": []}}
+    assert "**Against a shared session store: the token wins.**" in deployment_line(trusted)
+    strayed = {"duet": {"ratios": ratios}, "verdict": {"axes": [
+        {"axis": "CPU per request (server + Redis CPU time)",
+         "holds": "undetermined (the A/A control strayed beyond ±3%)"}]}}
+    assert "**Against a shared session store: undetermined (as above).**" in \
+        deployment_line(strayed)
 
 
 def summary(rate: float, counted: float) -> dict[str, Any]:
