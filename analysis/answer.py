@@ -148,10 +148,8 @@ def who_wins(cpu: dict[str, Any] | None, cap: dict[str, Any] | None) -> str:
     if cpu is None or cap is None or cpu.get("ratio_low") is None \
             or cap.get("ratio_low") is None:
         return "not settled by this run"
-    cheaper, fuller = Difference(GeoMean(cpu["ratio"], cpu["ratio_low"], cpu["ratio_high"],
-                                         cpu["half_width"], cpu["n"]), EQUIVALENCE_MARGIN), \
-        Difference(GeoMean(cap["ratio"], cap["ratio_low"], cap["ratio_high"],
-                           cap["half_width"], cap["n"]), EQUIVALENCE_MARGIN)
+    cheaper, fuller = Difference(GeoMean.of(cpu), EQUIVALENCE_MARGIN), \
+        Difference(GeoMean.of(cap), EQUIVALENCE_MARGIN)
     if cheaper.verdict == LOWER and fuller.verdict == HIGHER:
         return "the token wins"
     if cheaper.verdict == HIGHER and fuller.verdict == LOWER:
@@ -159,6 +157,12 @@ def who_wins(cpu: dict[str, Any] | None, cap: dict[str, Any] | None) -> str:
     if cheaper.verdict == EQUIVALENT and fuller.verdict == EQUIVALENT:
         return "no measurable difference"
     return "not settled by this run"
+
+
+def compiled(summary: dict[str, Any], session: str, named: str) -> str:
+    """The same two duet ratios with the compiled verifier's token, where the run has them."""
+    cpu, cap = ratio(summary, session, COMPILED, "rate"), ratio(summary, session, COMPILED, "flat")
+    return f"; with {named}, {times(cpu)} and {times(cap)}" if cpu is not None else ""
 
 
 def cost_line(summary: dict[str, Any]) -> str | None:
@@ -172,10 +176,7 @@ def cost_line(summary: dict[str, Any]) -> str | None:
     words = (f"**Cost per request: {holds}.** With both servers on one core at once, a token "
              f"checked by PyJWT costs {times(cpu)} the CPU of an in-memory session, and one "
              f"core serves {times(cap)} as many requests")
-    cpu2, cap2 = ratio(summary, a, COMPILED, "rate"), ratio(summary, a, COMPILED, "flat")
-    if cpu2 is not None:
-        words += f"; with a compiled verifier (oxyjwt), {times(cpu2)} and {times(cap2)}"
-    return words + "."
+    return words + compiled(summary, a, "a compiled verifier (oxyjwt)") + "."
 
 
 def deployment_line(summary: dict[str, Any]) -> str | None:
@@ -187,10 +188,7 @@ def deployment_line(summary: dict[str, Any]) -> str | None:
     words = (f"**Against a shared session store: {head}.** Once sessions live in Redis (what "
              f"several server processes need), a PyJWT token costs {times(cpu)} the CPU "
              f"(server and Redis together) and one server core serves {times(cap)} as many")
-    cpu2, cap2 = ratio(summary, a, COMPILED, "rate"), ratio(summary, a, COMPILED, "flat")
-    if cpu2 is not None:
-        words += f"; with oxyjwt, {times(cpu2)} and {times(cap2)}"
-    return words + "."
+    return words + compiled(summary, a, "oxyjwt") + "."
 
 
 def latency_line(summary: dict[str, Any]) -> str | None:

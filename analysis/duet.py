@@ -140,6 +140,4 @@ def control(ratios: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     found = next((r for r in ratios if r["kind"] == AA and r["phase"] == phase), None)
     if found is None:
         return None
-    estimate = GeoMean(found["ratio"], found["ratio_low"], found["ratio_high"],
-                       found["half_width"], found["n"])
-    return {**found, "bound": AA_BOUND, "holds": estimate.within(AA_BOUND)}
+    return {**found, "bound": AA_BOUND, "holds": GeoMean.of(found).within(AA_BOUND)}

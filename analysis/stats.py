@@ -138,6 +138,12 @@ class GeoMean:
         return {"ratio": self.center, "ratio_low": self.low, "ratio_high": self.high,
                 "half_width": self.half_width, "n": self.n, "coverage": self.coverage}
 
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> GeoMean:
+        """Back from a summary's row (as_dict's keys) to the estimate."""
+        return cls(row["ratio"], row["ratio_low"], row["ratio_high"], row["half_width"],
+                   row["n"])
+
 
 def geometric_mean(ratios: list[float] | np.ndarray, confidence: float = 0.95) -> GeoMean:
     """exp(mean(log r)) and exp(mean +- t * sd / sqrt(n)); no interval under two ratios."""

@@ -40,9 +40,7 @@ def comparisons(e: Evidence, axis: str, phase: str, better: str) -> list[dict[st
                       and r["phase"] == phase), None)
         if ratio is None:
             continue
-        estimate = GeoMean(ratio["ratio"], ratio["ratio_low"], ratio["ratio_high"],
-                           ratio["half_width"], ratio["n"])
-        d = Difference(estimate, EQUIVALENCE_MARGIN)
+        d = Difference(GeoMean.of(ratio), EQUIVALENCE_MARGIN)
         counted = instruction_ratio(e.instructions, session, token)
         # Capacity goes as the inverse of the work per request.
         predicted = None if counted is None else (1 / counted if better == "higher"
