@@ -20,12 +20,18 @@ FACTOR = 2.0
 FLOOR_MS = 10.0
 
 
+def storms_at(storms: pd.DataFrame, variants: list[str], size: int, remedy: str = ""
+              ) -> pd.DataFrame:
+    """The storms at `size` of `variants`, without the remedy unless one is named."""
+    return storms[storms["variant"].isin(variants) & (storms["population"] == size)
+                  & (storms["remedy"] == remedy)]
+
+
 def longest(storms: pd.DataFrame, variants: list[str], size: int, remedy: str = ""
             ) -> tuple[str, float] | None:
     """The variant among `variants` whose storm at `size` met the longest full collection,
     and that pause in ms (0 where it met none); None where none of them met a storm there."""
-    mine = storms[storms["variant"].isin(variants) & (storms["population"] == size)
-                  & (storms["remedy"] == remedy)]
+    mine = storms_at(storms, variants, size, remedy)
     if mine.empty:
         return None
     top = mine.loc[mine["gc_full_longest_ms"].fillna(0).idxmax()]
@@ -43,15 +49,16 @@ def judge(e: Evidence) -> dict[str, Any]:
     if not sizes:
         return not_measured(AXIS, "no storm of an in-process store beside the control's or "
                                   "a token's")
-    size = sizes[-1]
+    # The largest size whose in-process store met a full collection decides; a larger
+    # storm that met none (too short for the quarter's growth one waits for) is said apart.
+    met_at = [s for s in sizes if storms_at(storms, stores, s)["gc_full_pauses"].fillna(0).any()]
+    size = (met_at or sizes)[-1]
     store, store_ms = longest(storms, stores, size)  # type: ignore[misc]
     other, other_ms = longest(storms, others, size)  # type: ignore[misc]
-    met = storms[(storms["variant"] == store) & (storms["population"] == size)
-                 & (storms["remedy"] == "")].iloc[0]
+    met = storms_at(storms, [store], size).iloc[0]
     if not met["gc_full_pauses"]:
         holds = (f"{UNDETERMINED} ({store}'s storm at {size:,} live users met no full "
-                 f"collection: its logins grew the store by {met['grown_by']:.0%}, and one "
-                 f"waits for about a quarter's growth)")
+                 f"collection: {short_words(met)})")
     elif store_ms > FACTOR * other_ms and store_ms - other_ms > FLOOR_MS:
         holds = YES
     elif store_ms - other_ms <= FLOOR_MS:
@@ -63,8 +70,22 @@ def judge(e: Evidence) -> dict[str, Any]:
                f"the longest full collection in a login storm at {size:,} live users: "
                f"{store} {store_ms:.0f} ms, the longest of the control and the tokens "
                f"({other}) {other_ms:.0f} ms; longer counts beyond {FACTOR:g}x and "
-               f"{FLOOR_MS:g} ms" + seeding_words(e, store), size=size,
+               f"{FLOOR_MS:g} ms" + larger_words(storms, stores, sizes, size)
+               + seeding_words(e, store), size=size,
                store_ms=store_ms, others_ms=other_ms)
+
+
+def short_words(r: pd.Series) -> str:
+    return (f"its logins grew the store by {r['grown_by']:.0%}, and one waits for about a "
+            f"quarter's growth")
+
+
+def larger_words(storms: pd.DataFrame, stores: list[str], sizes: list[int], size: int
+                 ) -> str:
+    """The storms larger than the deciding one: each met no full collection, and why."""
+    return "".join(f"; at {n:,} the storm met none ({short_words(r)})"
+                   for n in sizes if n > size
+                   for r in storms_at(storms, stores, n).to_dict("records"))
 
 
 def storm_words(r: dict[str, Any]) -> str:

@@ -52,6 +52,9 @@ class Section:
     blocks: int = 4
     flat_windows: int = 3
     rate_windows: int = 3
+    # The A/A control's windows per block, in multiples of a pair's: its interval must lie
+    # within ±3%, where a pair's need only be within ±5%.
+    control_rounds: int = 1
     window_s: float = 1.0
     rate_window_s: float = 1.5
     warmup_s: float = 0.15
@@ -106,16 +109,21 @@ def pairs(profile: Profile) -> list[DuetPair]:
     return found
 
 
+def windows(spec: Section, pair: DuetPair) -> list[tuple[str, int]]:
+    """A block's windows for `pair`: flat out, then at the rate."""
+    rounds = spec.control_rounds if pair.kind == AA else 1
+    return [(FLAT, k) for k in range(spec.flat_windows * rounds)] + \
+        [(RATE, k) for k in range(spec.rate_windows * rounds)]
+
+
 def plan(ctx: Context) -> list[Planned]:
     """One entry per window (for the run's progress); the rates are set when it runs."""
     spec: Section = ctx.profile.duet
-    windows = [(FLAT, k) for k in range(spec.flat_windows)] + \
-        [(RATE, k) for k in range(spec.rate_windows)]
     return [Planned(NAME, p.name, f"{phase}-b{block}-w{k}", block, "read", 0.0,
                     spec.connections, spec.window_s if phase == FLAT else spec.rate_window_s,
                     info={"phase": phase, "kind": p.kind}, generator=loadgen.NAME)
             for block in range(1, spec.blocks + 1) for p in pairs(ctx.profile)
-            for phase, k in windows]
+            for phase, k in windows(spec, p)]
 
 
 def run(ctx: Context, planned: list[Planned]) -> None:

@@ -8,9 +8,21 @@ import pytest
 
 from analysis.duet import read_window
 from analysis.load import LOGIN_REQUEST, read_histograms, requests
+from loadtests.experiments import duet as experiment
 from loadtests.runner import duet, loadgen
 from loadtests.runner.context import Pinning
 from loadtests.runner.processes import Supervisor
+
+
+def test_the_control_runs_its_rounds_of_windows_and_a_pair_one() -> None:
+    spec = experiment.Section(flat_windows=3, rate_windows=2, control_rounds=3)
+    control = experiment.DuetPair("session-memory", "session-memory", experiment.AA)
+    pair = experiment.DuetPair("session-memory", "jwt-hs256", experiment.DECLARED)
+    assert experiment.windows(spec, pair) == [("flat", 0), ("flat", 1), ("flat", 2),
+                                              ("rate", 0), ("rate", 1)]
+    found = experiment.windows(spec, control)
+    assert [p for p, _ in found].count("flat") == 9 and [p for p, _ in found].count("rate") == 6
+    assert len(set(found)) == len(found)
 
 
 @pytest.mark.slow
