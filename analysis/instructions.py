@@ -28,6 +28,8 @@ def processes(run_path: Path) -> pd.DataFrame:
         redis = float(record["redis"]["per_request"]) if record.get("redis") else 0.0
         rows.append({"variant": record["variant"], "process": record["process"],
                      "server": server, "redis": redis, "total": server + redis,
+                     # Each process's timers taken off (runs from 4 December 2026 on).
+                     "timers_off": "idle_per_second" in record["server"],
                      "requests": record["requests"], "valgrind": record.get("valgrind")})
     return pd.DataFrame(rows)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import instructions
 from analysis.load import Run, read_json
 from analysis.report.blocks import Block, fmt, table_block
 
@@ -37,11 +38,27 @@ def instruction_blocks(run: Run, variants: list[str], figures: dict[str, dict[st
         "Counted by valgrind's callgrind (" + str((state or {}).get("valgrind")) + "), with "
         "counting off at start, address randomisation off and PYTHONHASHSEED=0: after a "
         "warm-up, two windows of a fixed number of requests sent one at a time, the "
-        "difference of their counts over the difference of their lengths. Deterministic "
-        "for the same software (Python " + str(versions.get("python")) + ", aiohttp "
-        + str(versions.get("aiohttp")) + ", PyJWT " + str(versions.get("pyjwt")) + "), "
-        "whatever else the machine does: compare it across runs with `python -m analysis "
-        "compare`. Spread: (largest - smallest) / median over the processes.")]
+        "difference of their counts over the difference of their lengths" + timers_words(run)
+        + ". Close to deterministic for the same software (Python "
+        + str(versions.get("python")) + ", aiohttp " + str(versions.get("aiohttp"))
+        + ", PyJWT " + str(versions.get("pyjwt")) + "), whatever else the machine does: "
+        "compare it across runs with `python -m analysis compare`. Spread: (largest - "
+        "smallest) / median over the processes.")]
+
+
+def timers_words(run: Run) -> str:
+    """Whether the run took each process's timers off its windows (what it runs a second
+    idle: Redis's cron above all)."""
+    counted = instructions.processes(run.path)
+    if counted.empty:
+        return ""
+    if counted["timers_off"].all():
+        return (", with what each process runs a second when idle (its timers: Redis's cron, "
+                "session-memory's sweep), measured after the windows, taken off each window "
+                "for its length")
+    return ("; this run did not take the processes' timers off, so the Redis column counts "
+            "Redis's cron over the windows' lengths too: an upper bound, some 3 to 5 times "
+            "its commands")
 
 
 def generators(summary: dict[str, Any]) -> str:

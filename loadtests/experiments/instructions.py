@@ -1,7 +1,8 @@
 """Instructions per request, counted by callgrind (loadtests.runner.callgrind): for every
 variant, `processes` fresh servers (and their Redis), each warmed up, then two windows of
-`requests` sent one at a time; the figure that compares across days and machines with the
-same software, where every timed figure moves with the core's speed.
+`requests` sent one at a time, then an idle window (what each process's timers run a
+second, taken off both windows for their lengths); the figure that compares across days
+and machines with the same software, where every timed figure moves with the core's speed.
 
 Counts do not depend on what else the machine runs, so the servers of different variants
 run side by side, one per core, while nothing else of the run does. Where valgrind is
@@ -128,14 +129,15 @@ def count(ctx: Context, job: Planned, core: int) -> None:
         try:
             client.send(spec.warmup_requests)
             first, second = (callgrind.count_window(client, pids, n) for n in spec.requests)
+            idle = callgrind.idle_rates(pids)
         finally:
             client.close()
         record: dict[str, Any] = {
             "experiment": NAME, "variant": job.variant, "process": job.repetition,
             "core": core, "at": now_iso(), "users": spec.users,
             "warmup_requests": spec.warmup_requests, "requests": list(spec.requests),
-            "server": window_counts(first, second, server.child.pid),
-            "redis": window_counts(first, second, redis.child.pid)
+            "server": window_counts(first, second, server.child.pid, idle),
+            "redis": window_counts(first, second, redis.child.pid, idle)
             if redis and redis.child else None,
             "hash_seed": callgrind.HASH_SEED, "valgrind": callgrind.version(),
             "aslr_off": callgrind.prefix("")[0] == "setarch"}
@@ -149,7 +151,9 @@ def count(ctx: Context, job: Planned, core: int) -> None:
             dump.unlink()  # the totals are what the figure uses
 
 
-def window_counts(first: callgrind.Window, second: callgrind.Window, pid: int
-                  ) -> dict[str, Any]:
+def window_counts(first: callgrind.Window, second: callgrind.Window, pid: int,
+                  idle: dict[int, float]) -> dict[str, Any]:
     return {"counts": [first.counts[pid], second.counts[pid]],
-            "per_request": callgrind.per_request(first, second, pid)}
+            "seconds": [round(first.seconds[pid], 3), round(second.seconds[pid], 3)],
+            "idle_per_second": round(idle[pid], 1),
+            "per_request": callgrind.per_request(first, second, pid, idle[pid])}

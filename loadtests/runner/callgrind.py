@@ -22,12 +22,13 @@ calls of valgrind's own control tool.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from loadtests.runner.duet import cpu_ns
@@ -42,6 +43,8 @@ START_TIMEOUT_S = 120
 # times (its cron).
 QUIET_S = 0.05
 SETTLE_TIMEOUT_S = 10
+# The idle window that gives each process's timers' instructions a second.
+IDLE_S = 2.0
 
 
 class CallgrindError(RuntimeError):
@@ -111,6 +114,8 @@ def control(pid: int, *args: str) -> str:
 class Window:
     requests: int
     counts: dict[int, int]  # pid -> instructions counted in the window
+    # pid -> seconds from its zeroing to its reading (what its timers ran for)
+    seconds: dict[int, float]
 
 
 class Client:
@@ -153,26 +158,58 @@ def settle(pids: Sequence[int], timeout: float = SETTLE_TIMEOUT_S) -> None:
         before = after
 
 
-def count_window(client: Client, pids: Sequence[int], requests: int) -> Window:
-    """Counting on for every process, `requests` sent, the totals read, counting off; each
-    process settled before it is zeroed and before it is read."""
+@contextlib.contextmanager
+def counting(pids: Sequence[int]) -> Iterator[dict[int, float]]:
+    """Counting on for every process, each settled, then zeroed: gives when each was
+    zeroed; counting off at the end."""
     for pid in pids:
         control(pid, "-i", "on")
-    settle(pids)
-    for pid in pids:
-        control(pid, "-z")
     try:
-        client.send(requests)
         settle(pids)
-        counts = {pid: parse_totals(control(pid, "-e", "Ir")) for pid in pids}
+        zeroed: dict[int, float] = {}
+        for pid in pids:
+            control(pid, "-z")
+            zeroed[pid] = time.monotonic()
+        yield zeroed
     finally:
         for pid in pids:
             control(pid, "-i", "off")
-    return Window(requests, counts)
 
 
-def per_request(first: Window, second: Window, pid: int) -> float:
-    """What one more request cost a process, from two windows of different lengths."""
+def read_totals(pids: Sequence[int], zeroed: dict[int, float]
+                ) -> tuple[dict[int, int], dict[int, float]]:
+    """Each process's instructions since it was zeroed, and the seconds since."""
+    counts: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        seconds[pid] = time.monotonic() - zeroed[pid]
+        counts[pid] = parse_totals(control(pid, "-e", "Ir"))
+    return counts, seconds
+
+
+def count_window(client: Client, pids: Sequence[int], requests: int) -> Window:
+    """`requests` sent with every process counting, each settled before it is zeroed and
+    before it is read."""
+    with counting(pids) as zeroed:
+        client.send(requests)
+        settle(pids)
+        counts, seconds = read_totals(pids, zeroed)
+    return Window(requests, counts, seconds)
+
+
+def idle_rates(pids: Sequence[int], seconds: float = IDLE_S) -> dict[int, float]:
+    """Instructions a second each process spends with no request to serve: its timers
+    (Redis's cron, ten times a second; session-memory's sweep, once)."""
+    with counting(pids) as zeroed:
+        time.sleep(seconds)
+        counts, spans = read_totals(pids, zeroed)
+    return {pid: counts[pid] / spans[pid] for pid in pids}
+
+
+def per_request(first: Window, second: Window, pid: int, idle_rate: float = 0.0) -> float:
+    """What one more request cost a process, from two windows of different lengths, with
+    what its timers ran in each (`idle_rate` times the window's seconds) taken off."""
     if second.requests == first.requests:
         raise ValueError("the two windows must differ in length")
-    return (second.counts[pid] - first.counts[pid]) / (second.requests - first.requests)
+    busy = [w.counts[pid] - idle_rate * w.seconds[pid] for w in (first, second)]
+    return (busy[1] - busy[0]) / (second.requests - first.requests)

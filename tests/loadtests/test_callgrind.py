@@ -46,10 +46,13 @@ def test_an_answer_without_totals_is_an_error(answer: str) -> None:
 
 
 def test_per_request_is_the_difference_of_two_windows() -> None:
-    first = callgrind.Window(40, {1: 10_400_000})
-    second = callgrind.Window(160, {1: 40_400_000})
+    first = callgrind.Window(40, {1: 10_400_000}, {1: 1.0})
+    second = callgrind.Window(160, {1: 40_400_000}, {1: 3.0})
     # 30,000,000 more instructions for 120 more requests; what switching costs cancels.
     assert callgrind.per_request(first, second, 1) == 250_000
+    # A process whose timers run 1,200,000 a second ran them 2 s longer in the second
+    # window: 2,400,000 of its difference were not the requests'.
+    assert callgrind.per_request(first, second, 1, idle_rate=1_200_000) == 230_000
     with pytest.raises(ValueError):
         callgrind.per_request(first, first, 1)
 
@@ -92,9 +95,10 @@ def count_once(tmp_path: Path, k: int, core: int) -> float:
             client.send(spec.warmup_requests)
             first, second = (callgrind.count_window(client, [server.child.pid], n)
                              for n in spec.requests)
+            idle = callgrind.idle_rates([server.child.pid])
         finally:
             client.close()
-        return callgrind.per_request(first, second, server.child.pid)
+        return callgrind.per_request(first, second, server.child.pid, idle[server.child.pid])
     finally:
         server.stop()
 
