@@ -32,9 +32,7 @@ def times(r: dict[str, Any] | None) -> str:
     """A duet ratio with its interval, as a reader reads it."""
     if r is None or r.get("ratio") is None:
         return "not measured"
-    if r.get("ratio_low") is None:
-        return f"{r['ratio']:.2f}x (one window: no interval)"
-    return f"{r['ratio']:.2f}x [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+    return GeoMean.of(r).words("{:.2f}")
 
 
 def memory_line(summary: dict[str, Any]) -> str | None:

@@ -140,9 +140,21 @@ class GeoMean:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> GeoMean:
-        """Back from a summary's row (as_dict's keys) to the estimate."""
-        return cls(row["ratio"], row["ratio_low"], row["ratio_high"], row["half_width"],
-                   row["n"])
+        """Back from a summary's row (as_dict's keys) to the estimate; an interval it lacks
+        (under two windows, null in summary.json) as NaN."""
+        def value(key: str) -> float:
+            return np.nan if row.get(key) is None else float(row[key])
+
+        return cls(row["ratio"], value("ratio_low"), value("ratio_high"),
+                   value("half_width"), row["n"])
+
+    def words(self, pattern: str = "{:.3f}") -> str:
+        """The ratio with its interval as a reader reads it, or why it has none."""
+        if not (self.n >= 2 and np.isfinite(self.low) and np.isfinite(self.high)):
+            return (f"{pattern.format(self.center)}x ({self.n} window"
+                    f"{'' if self.n == 1 else 's'}: no interval)")
+        return (f"{pattern.format(self.center)}x [{pattern.format(self.low)}, "
+                f"{pattern.format(self.high)}]")
 
 
 def geometric_mean(ratios: list[float] | np.ndarray, confidence: float = 0.95) -> GeoMean:

@@ -82,11 +82,12 @@ def duet_axis(e: Evidence, axis: str, phase: str, pattern: str, better: str
     if control is None:
         judged["detail"] += "; no A/A control in this run"
         return judged
-    floor = (f"A/A control {control['a']} against itself {control['ratio']:.3f}x "
-             f"[{control['ratio_low']:.3f}, {control['ratio_high']:.3f}]")
+    floor = f"A/A control {control['a']} against itself {GeoMean.of(control).words()}"
     if not control["holds"]:
-        return row(axis, f"{UNDETERMINED} (the {floor} strayed beyond ±{AA_BOUND:.0%}: the "
-                         "duet could not be trusted on this machine that day)",
+        why = (f"strayed beyond ±{AA_BOUND:.0%}: the duet could not be trusted on this "
+               "machine that day") if control["n"] >= 2 else \
+            "gives no noise floor to judge the duet by"
+        return row(axis, f"{UNDETERMINED} (the {floor} {why})",
                    judged["sessions"], judged["tokens"], judged["detail"])
     judged["detail"] += f"; {floor}, within ±{AA_BOUND:.0%}"
     return judged

@@ -11,6 +11,7 @@ import pandas as pd
 from analysis import instructions
 from analysis.load import Run, read_json
 from analysis.report.blocks import Block, fmt, table_block
+from analysis.stats import GeoMean
 
 # Below this a primitive's cost is under the resolution of the auth histograms (whole
 # microseconds): a ratio to it would divide by the timer's rounding.
@@ -322,8 +323,8 @@ def failures_blocks(run: Run, summary: dict[str, Any]) -> list[Block]:
               if m.get("trusted") is False]
     for phase, c in (summary.get("duet", {}).get("controls") or {}).items():
         if c is not None and not c["holds"]:
-            items.append(f"the A/A control ({phase}) strayed beyond ±3%: {c['ratio']:.3f}x "
-                         f"[{c['ratio_low']:.3f}, {c['ratio_high']:.3f}]")
+            items.append(f"the A/A control ({phase}) was not within ±3%: "
+                         f"{GeoMean.of(c).words()}")
     path = run.path / "calibration.json"
     if path.exists():
         items += [f"calibration target not met: {t['variant']}, {t['what']} = "

@@ -78,8 +78,8 @@ def growth_section(summary: dict[str, Any], charts: dict[str, Path],
     trends = pd.DataFrame(growth.get("trends") or [])
     if not trends.empty:
         rows = [[r["variant"], FIGURE_NAMES[r["figure"]],
-                 f"{r['per_tenfold']:.3f}x [{r['per_tenfold_low']:.3f}, "
-                 f"{r['per_tenfold_high']:.3f}]", f"{r['windows']}"]
+                 f"{r['per_tenfold']:.3f}x [{fmt(r['per_tenfold_low'], '{:.3f}')}, "
+                 f"{fmt(r['per_tenfold_high'], '{:.3f}')}]", f"{r['windows']}"]
                 for r in trends.to_dict("records")]
         blocks.append(table_block(
             ("variant", "figure", "change per tenfold live users [95% interval]", "windows"),

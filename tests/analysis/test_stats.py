@@ -16,6 +16,7 @@ from analysis.stats import (
     LOWER,
     UNDETERMINED,
     Difference,
+    GeoMean,
     difference,
     geometric_mean,
     linear_fit,
@@ -181,3 +182,11 @@ def test_a_cell_is_generator_bound_when_its_generator_was_the_limit() -> None:
                           "target_rps": [1000.0, 1000.0, 1000.0, 1000.0]})
     # Fine; the generator's core above 90%; under 95% of the rate; both limits just met.
     assert generator_bound(cells).tolist() == [False, True, True, False]
+
+
+def test_a_ratio_reads_with_its_interval_or_says_it_has_none() -> None:
+    assert geometric_mean([1.0, 1.1, 1.2]).words("{:.2f}").startswith("1.10x [")
+    alone = GeoMean.of({"ratio": 1.067, "ratio_low": None, "ratio_high": None,
+                        "half_width": None, "n": 1})
+    assert alone.words() == "1.067x (1 window: no interval)"
+    assert not alone.within(0.03)
