@@ -13,8 +13,9 @@ goes on working after its answer has left (the handler's end, freeing the reques
 command that lands in that tail cuts a request in two. Two fresh session-memory processes
 side by side (windows of 40 and 160 requests, 8 pairs each way, 4 December 2026) differed
 by a median 0.18% and at most 0.48% without it, a median 0.06% and at most 0.29% with it.
-What is left is time's share: an idle session-memory server spends about 23,000
-instructions a second on its sweep, which a window of a second or two counts once or twice.
+What is left is time's share, its timers (Redis's cron: about 1,200,000 instructions a
+second under callgrind; session-memory's sweep: about 23,000): `idle_rates` measures them
+after the windows, and `per_request` takes them off each window for its length.
 Two windows of n1 and n2 requests give (c2 - c1) / (n2 - n1): what one more request costs,
 without what switching the counter on and off costs. No library does this; it is a few
 calls of valgrind's own control tool.
