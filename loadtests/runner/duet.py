@@ -152,9 +152,13 @@ def run_window(supervisor: Supervisor, sides: tuple[Side, Side], load: Load, fol
             if pause > 0:
                 time.sleep(pause)
             rows.append(sample(sides))
+        # And on until both generators have exited: a generator that started late (its
+        # core busy spawning the other) measures a window ending after the planned one,
+        # and its CPU must still lie between two samples.
         deadline = window_end + 30
         while any(c.alive() for c in children) and time.time() < deadline:
             time.sleep(SAMPLE_S)
+            rows.append(sample(sides))
         codes = [supervisor.stop(c) for c in children]
     finally:
         for child in children:

@@ -128,7 +128,13 @@ def test_smoke_run_is_complete(tmp_path: Path) -> None:
     for path in duets:
         window = json.loads(path.read_text())
         assert window["status"] == "ok" and window["sides"]["b"]["served"] > 0
-        assert (path.parent / "schedstat.csv").stat().st_size > 0
+        with open(path.parent / "schedstat.csv", newline="") as fh:
+            sampled = [float(r["timestamp"]) for r in csv.DictReader(fh)]
+        # Each side's measured window lies between two CPU samples, however late its
+        # generator started.
+        for side in window["sides"].values():
+            assert sampled[0] <= side["measure_from"]
+            assert side["measure_from"] + side["seconds"] <= sampled[-1]
     # Redis across a network: the round trip each path adds, measured; the ceiling.
     with open(run / "raw" / "network" / "rtt.csv", newline="") as fh:
         paths = {float(r["rtt_ms"]): float(r["median_ms"]) for r in csv.DictReader(fh)}
