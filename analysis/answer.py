@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.axes.common import EQUIVALENCE_MARGIN
-from analysis.stats import EQUIVALENT, HIGHER, LOWER, UNDETERMINED, Difference, GeoMean
+from analysis.stats import (
+    EQUIVALENT,
+    HIGHER,
+    LOWER,
+    UNDETERMINED,
+    Difference,
+    GeoMean,
+    ratio_words,
+)
 
 CLAIM_PAIR = ("session-memory", "jwt-hs256")
 DEPLOYMENT_PAIR = ("session-redis", "jwt-hs256")
@@ -230,8 +238,10 @@ def claim_pair(summary: dict[str, Any], name: str) -> str:
     a, b = CLAIM_PAIR
     r = next((p for p in summary.get("pairs", []) if p["session"] == a and p["token"] == b
               and p["axis"] == name and p.get("ratio") is not None), None)
-    return f"{b} / {a}: {r['ratio']:.2f}x [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]" \
-        if r else "–"
+    if r is None:
+        return "–"
+    return f"{b} / {a}: " + ratio_words(r["ratio"], r["ratio_low"], r["ratio_high"],
+                                       r["pairs"], "{:.2f}", "round")
 
 
 def figure(summary: dict[str, Any], name: str) -> str:

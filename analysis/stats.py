@@ -150,11 +150,24 @@ class GeoMean:
 
     def words(self, pattern: str = "{:.3f}") -> str:
         """The ratio with its interval as a reader reads it, or why it has none."""
-        if not (self.n >= 2 and np.isfinite(self.low) and np.isfinite(self.high)):
-            return (f"{pattern.format(self.center)}x ({self.n} window"
-                    f"{'' if self.n == 1 else 's'}: no interval)")
-        return (f"{pattern.format(self.center)}x [{pattern.format(self.low)}, "
-                f"{pattern.format(self.high)}]")
+        return ratio_words(self.center, self.low, self.high, self.n, pattern)
+
+
+def has_interval(low: Any, high: Any, n: int) -> bool:
+    """Whether an estimate from `n` windows or rounds has both ends of an interval (a
+    summary.json row's are null, a frame's NaN, under two)."""
+    return n >= 2 and all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high))
+
+
+def ratio_words(ratio: float, low: Any, high: Any, n: int, pattern: str = "{:.3f}",
+                unit: str = "window") -> str:
+    """A ratio with its interval as a reader reads it, or why it has none: every report
+    line and table cell that gives one says it this way."""
+    if not has_interval(low, high, n):
+        count = int(n) if math.isfinite(n) else 0  # a frame's column can hold 1.0
+        return (f"{pattern.format(ratio)}x ({count} {unit}{'' if count == 1 else 's'}: "
+                f"no interval)")
+    return f"{pattern.format(ratio)}x [{pattern.format(low)}, {pattern.format(high)}]"
 
 
 def geometric_mean(ratios: list[float] | np.ndarray, confidence: float = 0.95) -> GeoMean:

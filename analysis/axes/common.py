@@ -11,7 +11,15 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import Run
-from analysis.stats import EQUIVALENT, HIGHER, INCONCLUSIVE, LOWER, UNDETERMINED
+from analysis.stats import (
+    EQUIVALENT,
+    HIGHER,
+    INCONCLUSIVE,
+    LOWER,
+    UNDETERMINED,
+    has_interval,
+    ratio_words,
+)
 from analysis.variants import Variants
 
 # What an axis says of the claim. Every word is defined here, once.
@@ -145,8 +153,7 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str, better: str,
     else:
         holds = INCONCLUSIVE
     detail = "; ".join(
-        f"{r['token']} / {r['session']}: {r['ratio']:.2f}x [{r['ratio_low']:.2f}, "
-        f"{r['ratio_high']:.2f}] ({interval_words(r)}): {describe(r['verdict'], r['token'])}"
+        f"{r['token']} / {r['session']}: {pair_words(r)}: {describe(r['verdict'], r['token'])}"
         + extra_detail(r) for r in rows)
     sessions = {r["session"]: r["session_median"] for r in rows}
     tokens = {r["token"]: r["token_median"] for r in rows}
@@ -154,11 +161,16 @@ def pair_axis(axis: str, rows: list[dict[str, Any]], pattern: str, better: str,
                fmt_items(list(tokens.items()), pattern), detail)
 
 
-def interval_words(r: dict[str, Any]) -> str:
-    """How an interval was made, in a few words."""
-    if r.get("windows") is not None:
-        return f"95%, {r['pairs']} duet windows"
-    return f"{r['coverage']:.1%} coverage, {r['pairs']} pairs"
+def pair_words(r: dict[str, Any]) -> str:
+    """A pair's ratio, its interval and how that was made (duet windows, or paired rounds of
+    slices), or why it has none."""
+    duet = r.get("windows") is not None
+    words = ratio_words(r["ratio"], r["ratio_low"], r["ratio_high"], r["pairs"], "{:.2f}",
+                        "duet window" if duet else "round")
+    if not has_interval(r["ratio_low"], r["ratio_high"], r["pairs"]):
+        return words
+    made = "95%" if duet else f"{r['coverage']:.1%} coverage"
+    return f"{words} ({made}, {r['pairs']} {'duet windows' if duet else 'pairs'})"
 
 
 def library_of(e: Evidence) -> Callable[[str], str | None]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from analysis.axes.common import NO, YES, Evidence, not_measured, row
 from analysis.growth import FIGURE_NAMES
-from analysis.stats import UNDETERMINED
+from analysis.stats import UNDETERMINED, GeoMean
 
 AXIS = "service as live users grow"
 # Always judged; p99 as well where its A/A control holds.
@@ -135,6 +135,4 @@ def why_open(e: Evidence, variants: list[str], states: dict[str, str],
 def interval(r: dict[str, Any]) -> str:
     if r["n"] == 0:
         return "not measured (no window held enough reads)"
-    if r["n"] < 2:
-        return f"{r['ratio']:.2f}x (one window)"
-    return f"{r['ratio']:.2f}x [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+    return GeoMean.of(r).words("{:.2f}")

@@ -12,6 +12,7 @@ from analysis.axes.common import TOO_FEW
 from analysis.charts import EXTRAPOLATE_TO
 from analysis.report.blocks import Block, fmt, table_block
 from analysis.report.users import bytes_per_connection, connections_block
+from analysis.stats import GeoMean, ratio_words
 
 
 def axis_row(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -102,8 +103,7 @@ def duet_section(summary: dict[str, Any], charts: dict[str, Path], margin: float
             "requests per CPU-second, flat out" if r["phase"] == "flat"
             else f"CPU per request at {r['rate']:,.0f} req/s each",
             fmt(r.get("a_median"), unit), fmt(r.get("b_median"), unit),
-            f"{r['ratio']:.3f}x [{r['ratio_low']:.3f}, {r['ratio_high']:.3f}]"
-            if r["n"] >= 2 else "–",
+            GeoMean.of(r).words(),
             f"{r['n']}" + (f" ({r['left_out']} left out)" if r["left_out"] else ""),
             fmt(r.get("core_busy_median"), "{:.0%}"), fmt(counted, "{:.3f}x")])
     blocks += [
@@ -163,7 +163,7 @@ def rounds_section(summary: dict[str, Any], charts: dict[str, Path], margin: flo
                                   "requests beyond it (p99: 1,000)."))
     rows = [[f"{r['session']} → {r['token']}", r["axis"], fmt(r["session_median"], "{:,.2f}"),
              fmt(r["token_median"], "{:,.2f}"),
-             f"{r['ratio']:.3f}x [{r['ratio_low']:.3f}, {r['ratio_high']:.3f}]",
+             ratio_words(r["ratio"], r["ratio_low"], r["ratio_high"], r["pairs"], unit="round"),
              f"{r['coverage']:.1%}", str(r["pairs"]), r["verdict"]]
             for r in summary.get("pairs", []) if r["verdict"] != TOO_FEW]
     if rows:

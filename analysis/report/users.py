@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.growth import FIGURE_NAMES
 from analysis.report.blocks import Block, fmt, table_block
+from analysis.stats import GeoMean
 
 
 def side_of(summary: dict[str, Any], variant: str) -> str:
@@ -22,9 +23,7 @@ def side_of(summary: dict[str, Any], variant: str) -> str:
 def ratio_cell(r: dict[str, Any] | None) -> str:
     if r is None or pd.isna(r["ratio"]):
         return "–"
-    if r["n"] < 2:
-        return f"{r['ratio']:.2f}x (1 window)"
-    return f"{r['ratio']:.2f}x [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+    return GeoMean.of(r).words("{:.2f}")
 
 
 def growth_section(summary: dict[str, Any], charts: dict[str, Path],

@@ -23,6 +23,7 @@ from analysis.stats import (
     median_interval,
     min_count_for,
     paired_ratios,
+    ratio_words,
 )
 
 
@@ -190,3 +191,8 @@ def test_a_ratio_reads_with_its_interval_or_says_it_has_none() -> None:
                         "half_width": None, "n": 1})
     assert alone.words() == "1.067x (1 window: no interval)"
     assert not alone.within(0.03)
+    # Paired rounds of slices, as the latency pairs give them: one round has no interval
+    # (NaN in a frame, a count read back as a float).
+    assert ratio_words(8.93, float("nan"), float("nan"), 1.0, "{:.2f}", "round") == \
+        "8.93x (1 round: no interval)"
+    assert ratio_words(8.93, 7.71, 10.36, 5, "{:.2f}", "round") == "8.93x [7.71, 10.36]"
