@@ -153,10 +153,15 @@ class GeoMean:
         return ratio_words(self.center, self.low, self.high, self.n, pattern)
 
 
+def finite(value: Any) -> bool:
+    """A number, neither null (summary.json) nor NaN (a frame) nor infinite."""
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def has_interval(low: Any, high: Any, n: int) -> bool:
     """Whether an estimate from `n` windows or rounds has both ends of an interval (a
     summary.json row's are null, a frame's NaN, under two)."""
-    return n >= 2 and all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high))
+    return n >= 2 and finite(low) and finite(high)
 
 
 def ratio_words(ratio: float, low: Any, high: Any, n: int, pattern: str = "{:.3f}",

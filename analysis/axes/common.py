@@ -3,7 +3,6 @@ by the axes that compare the declared session-versus-token pairs."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -176,7 +175,3 @@ def pair_words(r: dict[str, Any]) -> str:
 def library_of(e: Evidence) -> Callable[[str], str | None]:
     """Which library verifies a token variant's tokens (None for old runs' facts)."""
     return lambda token: e.variants.facts.get(token, {}).get("library")
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
