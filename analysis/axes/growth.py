@@ -118,18 +118,27 @@ def noise(found: dict[str, Any] | None) -> str:
 
 def why_open(e: Evidence, variants: list[str], states: dict[str, str],
              margins: dict[str, float], figures: tuple[str, ...]) -> str:
-    """What keeps the axis open: the widest interval that reaches past its margin, or a
-    variant measured at one step only."""
+    """What keeps the axis open: a step that kept too few windows for an interval, else the
+    widest interval that reaches past its margin, or a variant measured at one step only."""
     open_steps = [r for v in variants if states[v] == OPEN
                   for r in later_steps(e, v, figures)
                   if step_state(r, margins[r["figure"]]) == OPEN]
     if not open_steps:
         alone = next(v for v in variants if states[v] == OPEN)
         return f"{alone} was measured at one number of live users only"
-    widest = max(open_steps, key=lambda r: r["half_width"] if r["n"] >= 2 else float("inf"))
-    return (f"the widest interval, {widest['variant']}'s {FIGURE_NAMES[widest['figure']]} at "
-            f"{widest['population']:,} live users, {interval(widest)}, reaches past the "
+    bare = [r for r in open_steps if r["n"] < 2]
+    if bare:
+        others = len(bare) - 1
+        more = f", and {others} more such step{'s' if others > 1 else ''}" if others else ""
+        return (f"too few windows for an interval: {step_words(bare[0])}, "
+                f"{interval(bare[0])}{more}")
+    widest = max(open_steps, key=lambda r: r["half_width"])
+    return (f"the widest interval, {step_words(widest)}, {interval(widest)}, reaches past the "
             f"±{margins[widest['figure']]:.0%} margin")
+
+
+def step_words(r: dict[str, Any]) -> str:
+    return f"{r['variant']}'s {FIGURE_NAMES[r['figure']]} at {r['population']:,} live users"
 
 
 def interval(r: dict[str, Any]) -> str:

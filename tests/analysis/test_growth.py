@@ -128,6 +128,11 @@ def test_an_interval_wider_than_the_margin_leaves_the_axis_undetermined_and_says
     # An A/A wider than twice its floor: the run's noise hides any change worth reporting.
     noisy = {1000: ([0.6, 1.0, 1.6], STEADY), 1_000_000: (STEADY, STEADY)}
     assert "this run's noise hides any change" in judged(noisy, steady)["holds"]
+    # A step that kept one window has no interval, and says so rather than "reaches past".
+    bare = {1000: (STEADY, STEADY), 1_000_000: ([1.0], STEADY)}
+    assert judged(bare, steady)["holds"] == (
+        "undetermined (too few windows for an interval: session-memory's capacity per core "
+        "(flat out) at 1,000,000 live users, 1.00x (1 window: no interval))")
     # One step only: nothing grew.
     assert judged({1000: (STEADY, STEADY)}, {1000: (STEADY, STEADY)})["holds"].startswith(
         "undetermined (")
