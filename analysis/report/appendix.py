@@ -38,13 +38,26 @@ def instruction_blocks(run: Run, variants: list[str], figures: dict[str, dict[st
          "fresh processes", "spread between them"), rows,
         "Counted by valgrind's callgrind (" + str((state or {}).get("valgrind")) + "), with "
         "counting off at start, address randomisation off and PYTHONHASHSEED=0: after a "
-        "warm-up, two windows of a fixed number of requests sent one at a time, the "
-        "difference of their counts over the difference of their lengths" + timers_words(run)
+        "warm-up, " + windows_words(run) + timers_words(run)
         + ". Close to deterministic for the same software (Python "
         + str(versions.get("python")) + ", aiohttp " + str(versions.get("aiohttp"))
         + ", PyJWT " + str(versions.get("pyjwt")) + "), whatever else the machine does: "
         "compare it across runs with `python -m analysis compare`. Spread: (largest - "
         "smallest) / median over the processes.")]
+
+
+def windows_words(run: Run) -> str:
+    """How the run's processes counted one request: one short and one long window, or
+    rounds of them with medians."""
+    counted = instructions.processes(run.path)
+    repeats = set(counted["repeats"]) if not counted.empty else {1}
+    if repeats == {1}:
+        return ("two windows of a fixed number of requests sent one at a time, the "
+                "difference of their counts over the difference of their lengths")
+    rounds = "/".join(str(r) for r in sorted(repeats))
+    return (f"{rounds} rounds of a short and a long window of a fixed number of requests "
+            "sent one at a time, the difference of the medians of their counts over the "
+            "difference of their lengths")
 
 
 def timers_words(run: Run) -> str:

@@ -1,8 +1,9 @@
 """Instructions per request, counted by callgrind (loadtests.runner.callgrind): for every
-variant, `processes` fresh servers (and their Redis), each warmed up, then two windows of
-`requests` sent one at a time, then an idle window (what each process's timers run a
-second, taken off both windows for their lengths); the figure that compares across days
-and machines with the same software, where every timed figure moves with the core's speed.
+variant, `processes` fresh servers (and their Redis), each warmed up, then `repeats` rounds
+of a short and a long window of `requests` sent one at a time, then an idle window (what
+each process's timers run a second, taken off every window for its length); the figure
+that compares across days and machines with the same software, where every timed figure
+moves with the core's speed.
 
 Counts do not depend on what else the machine runs, so the servers of different variants
 run side by side, one per core, while nothing else of the run does. Where valgrind is
@@ -36,6 +37,9 @@ class Section:
     warmup_requests: int = 50
     # The two windows' lengths: their difference is what is divided by.
     requests: tuple[int, ...] = (40, 160)
+    # Rounds of one window of each length: the figure takes the median count of each
+    # length, so one window with an event of its own does not move it.
+    repeats: int = 3
     # Real users logged in per server, their credentials taken in turn.
     users: int = 20
     variants: tuple[str, ...] = ()
@@ -44,6 +48,8 @@ class Section:
         if len(self.requests) != 2 or self.requests[0] >= self.requests[1]:
             raise ProfileError(f"{where}.requests: two window lengths, the first the "
                                f"shorter, got {list(self.requests)!r}")
+        if self.repeats < 1:
+            raise ProfileError(f"{where}.repeats: at least 1, got {self.repeats!r}")
 
 
 def plan(ctx: Context) -> list[Planned]:
@@ -101,7 +107,7 @@ def run(ctx: Context, planned: list[Planned]) -> None:
 
 def count(ctx: Context, job: Planned, core: int) -> None:
     """One fresh server (and Redis) under callgrind on `core`: verified, logged in, warmed
-    up, then the two windows; its folder gets instructions.json."""
+    up, then the rounds of windows; its folder gets instructions.json."""
     spec: Section = ctx.profile.instructions
     spec_variant = variant(job.variant)
     folder = ctx.run.path / "raw" / NAME / job.variant / job.label
@@ -128,7 +134,7 @@ def count(ctx: Context, job: Planned, core: int) -> None:
         pids = [server.child.pid] + ([redis.child.pid] if redis and redis.child else [])
         try:
             client.send(spec.warmup_requests)
-            first, second = (callgrind.count_window(client, pids, n) for n in spec.requests)
+            windows = callgrind.count_windows(client, pids, spec.requests, spec.repeats)
             idle = callgrind.idle_rates(pids)
         finally:
             client.close()
@@ -136,8 +142,9 @@ def count(ctx: Context, job: Planned, core: int) -> None:
             "experiment": NAME, "variant": job.variant, "process": job.repetition,
             "core": core, "at": now_iso(), "users": spec.users,
             "warmup_requests": spec.warmup_requests, "requests": list(spec.requests),
-            "server": window_counts(first, second, server.child.pid, idle),
-            "redis": window_counts(first, second, redis.child.pid, idle)
+            "repeats": spec.repeats,
+            "server": window_counts(windows, server.child.pid, idle),
+            "redis": window_counts(windows, redis.child.pid, idle)
             if redis and redis.child else None,
             "hash_seed": callgrind.HASH_SEED, "valgrind": callgrind.version(),
             "aslr_off": callgrind.prefix("")[0] == "setarch"}
@@ -151,9 +158,13 @@ def count(ctx: Context, job: Planned, core: int) -> None:
             dump.unlink()  # the totals are what the figure uses
 
 
-def window_counts(first: callgrind.Window, second: callgrind.Window, pid: int,
+def window_counts(windows: dict[int, list[callgrind.Window]], pid: int,
                   idle: dict[int, float]) -> dict[str, Any]:
-    return {"counts": [first.counts[pid], second.counts[pid]],
-            "seconds": [round(first.seconds[pid], 3), round(second.seconds[pid], 3)],
+    """One process's counts and seconds by window length (in the order counted), its idle
+    rate, and what one request cost it."""
+    shorts, longs = (windows[n] for n in sorted(windows))
+    return {"counts": {str(n): [w.counts[pid] for w in ws] for n, ws in windows.items()},
+            "seconds": {str(n): [round(w.seconds[pid], 3) for w in ws]
+                        for n, ws in windows.items()},
             "idle_per_second": round(idle[pid], 1),
-            "per_request": callgrind.per_request(first, second, pid, idle[pid])}
+            "per_request": callgrind.per_request(shorts, longs, pid, idle[pid])}

@@ -5,20 +5,32 @@ them by emulation, whatever else the machine is doing).
 
 A server (and, for the Redis variants, its Redis) runs under callgrind with counting off
 from the start (`--instr-atstart=no`), address randomisation off (`setarch -R`) and
-`PYTHONHASHSEED` fixed. After a warm-up, a window is: counting on and zeroed
-(`callgrind_control -i on`, `-z`), a fixed number of requests sent one at a time on one
-keep-alive connection, the totals read (`-e Ir`), counting off. Before zeroing and before
-reading, every counted process must have been off the CPU for a while (`settle`): a server
-goes on working after its answer has left (the handler's end, freeing the request), and a
-command that lands in that tail cuts a request in two. Two fresh session-memory processes
-side by side (windows of 40 and 160 requests, 8 pairs each way, 4 December 2026) differed
-by a median 0.18% and at most 0.48% without it, a median 0.06% and at most 0.29% with it.
+`PYTHONHASHSEED` fixed. After a warm-up, counting is switched on and zeroed
+(`callgrind_control -i on`, `-z`); then windows follow one another, each a fixed number of
+requests sent one at a time on one keep-alive connection and the totals read (`-e Ir`): a
+window is the difference of two readings. Counting goes off after the last.
+
+Before zeroing and before reading, every counted process must have been off the CPU for a
+while (`settle`): a server goes on working after its answer has left (the handler's end,
+freeing the request), and a command that lands in that tail cuts a request in two. Two
+fresh session-memory processes side by side (windows of 40 and 160 requests, 8 pairs each
+way, 4 December 2026) differed by a median 0.18% and at most 0.48% without it, a median
+0.06% and at most 0.29% with it.
+
 What is left is time's share, its timers (Redis's cron: about 1,200,000 instructions a
 second under callgrind; session-memory's sweep: about 23,000): `idle_rates` measures them
 after the windows, and `per_request` takes them off each window for its length.
-Two windows of n1 and n2 requests give (c2 - c1) / (n2 - n1): what one more request costs,
-without what switching the counter on and off costs. No library does this; it is a few
-calls of valgrind's own control tool.
+
+Short windows of n1 requests and long ones of n2, taken in turn, give
+(median c2 - median c1) / (n2 - n1): what one more request costs, without what reading
+costs. Medians of three, because a window now and then counts some hundreds of thousands
+of instructions more or fewer than its neighbours: in the full run of 4 December 2026, with
+one window of each length, a variant's 160-request windows were up to 1.7% apart between
+processes (927,544 instructions), its 40-request ones up to 1.1% (205,141), and two
+processes 1.8% apart per request failed CI that day. With three rounds, two processes side
+by side differed by at most 0.27% in 8 pairs (median 0.05%).
+
+No library does this; it is a few calls of valgrind's own control tool.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import contextlib
 import http.client
 import re
 import shutil
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -188,14 +201,27 @@ def read_totals(pids: Sequence[int], zeroed: dict[int, float]
     return counts, seconds
 
 
-def count_window(client: Client, pids: Sequence[int], requests: int) -> Window:
-    """`requests` sent with every process counting, each settled before it is zeroed and
-    before it is read."""
+def count_windows(client: Client, pids: Sequence[int], lengths: Sequence[int], repeats: int
+                  ) -> dict[int, list[Window]]:
+    """`repeats` rounds of one window of each length in turn, in one stretch of counting:
+    every process settled, then its totals read, after each window; a window is the
+    difference of two readings. The windows by length.
+
+    One reading a window, where zeroing and switching counting on and off for each took four
+    calls of callgrind_control (about 0.2 s each here): three rounds cost what one did."""
+    windows: dict[int, list[Window]] = {n: [] for n in lengths}
     with counting(pids) as zeroed:
-        client.send(requests)
-        settle(pids)
-        counts, seconds = read_totals(pids, zeroed)
-    return Window(requests, counts, seconds)
+        before = {pid: 0 for pid in pids}
+        since = {pid: 0.0 for pid in pids}
+        for _ in range(repeats):
+            for n in lengths:
+                client.send(n)
+                settle(pids)
+                counts, seconds = read_totals(pids, zeroed)
+                windows[n].append(Window(n, {p: counts[p] - before[p] for p in pids},
+                                         {p: seconds[p] - since[p] for p in pids}))
+                before, since = counts, seconds
+    return windows
 
 
 def idle_rates(pids: Sequence[int], seconds: float = IDLE_S) -> dict[int, float]:
@@ -207,10 +233,21 @@ def idle_rates(pids: Sequence[int], seconds: float = IDLE_S) -> dict[int, float]
     return {pid: counts[pid] / spans[pid] for pid in pids}
 
 
-def per_request(first: Window, second: Window, pid: int, idle_rate: float = 0.0) -> float:
-    """What one more request cost a process, from two windows of different lengths, with
-    what its timers ran in each (`idle_rate` times the window's seconds) taken off."""
-    if second.requests == first.requests:
-        raise ValueError("the two windows must differ in length")
-    busy = [w.counts[pid] - idle_rate * w.seconds[pid] for w in (first, second)]
-    return (busy[1] - busy[0]) / (second.requests - first.requests)
+def per_request(shorts: Sequence[Window], longs: Sequence[Window], pid: int,
+                idle_rate: float = 0.0) -> float:
+    """What one more request cost a process: the median of the long windows' counts less
+    the median of the short ones', over the difference of their lengths, with what its
+    timers ran in each (`idle_rate` times the window's seconds) taken off. Medians, because
+    a window now and then counts some hundreds of thousands of instructions more or fewer
+    than its neighbours; one such window among three of a length does not move the figure."""
+    for windows in (shorts, longs):
+        if not windows or len({w.requests for w in windows}) != 1:
+            raise ValueError("the short and the long windows: at least one each, each of "
+                             "one length")
+    if longs[0].requests <= shorts[0].requests:
+        raise ValueError("the long windows must be longer than the short ones")
+
+    def busy(windows: Sequence[Window]) -> float:
+        return statistics.median(w.counts[pid] - idle_rate * w.seconds[pid] for w in windows)
+
+    return (busy(longs) - busy(shorts)) / (longs[0].requests - shorts[0].requests)

@@ -21,7 +21,7 @@ from analysis.__main__ import main as analysis_main
 from analysis.compare import compare
 from analysis.figures import memory_fits
 from analysis.load import Measurement, Run, merged, percentiles_us
-from analysis.report.appendix import placement_sentence, timers_words
+from analysis.report.appendix import placement_sentence, timers_words, windows_words
 from analysis.summary import summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -435,3 +435,15 @@ def test_the_instruction_table_says_whether_timers_were_taken_off(run_copy: Path
                 record[side]["idle_per_second"] = 1000.0
         path.write_text(json.dumps(record))
     assert "measured after the windows, taken off each window" in timers_words(Run(run_copy))
+
+
+def test_the_instruction_table_says_how_many_rounds_of_windows_counted(run_copy: Path) -> None:
+    # The recorded run predates the rounds: one short and one long window per process.
+    assert windows_words(Run(run_copy)).startswith("two windows of a fixed number")
+    for path in run_copy.glob("raw/instructions/*/*/instructions.json"):
+        record = json.loads(path.read_text())
+        record["repeats"] = 3
+        path.write_text(json.dumps(record))
+    assert windows_words(Run(run_copy)).startswith(
+        "3 rounds of a short and a long window of a fixed number of requests sent one at a "
+        "time, the difference of the medians of their counts")

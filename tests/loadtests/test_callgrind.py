@@ -49,12 +49,23 @@ def test_per_request_is_the_difference_of_two_windows() -> None:
     first = callgrind.Window(40, {1: 10_400_000}, {1: 1.0})
     second = callgrind.Window(160, {1: 40_400_000}, {1: 3.0})
     # 30,000,000 more instructions for 120 more requests; what switching costs cancels.
-    assert callgrind.per_request(first, second, 1) == 250_000
+    assert callgrind.per_request([first], [second], 1) == 250_000
     # A process whose timers run 1,200,000 a second ran them 2 s longer in the second
     # window: 2,400,000 of its difference were not the requests'.
-    assert callgrind.per_request(first, second, 1, idle_rate=1_200_000) == 230_000
-    with pytest.raises(ValueError):
-        callgrind.per_request(first, first, 1)
+    assert callgrind.per_request([first], [second], 1, idle_rate=1_200_000) == 230_000
+    for shorts, longs in (([first], [first]), ([second], [first]), ([], [second]),
+                          ([first], [second, callgrind.Window(80, {1: 0}, {1: 1.0})])):
+        with pytest.raises(ValueError):
+            callgrind.per_request(shorts, longs, 1)
+
+
+def test_one_odd_window_of_three_does_not_move_the_figure() -> None:
+    shorts = [callgrind.Window(40, {1: c}, {1: 1.0})
+              for c in (10_400_000, 10_390_000, 10_700_000)]
+    longs = [callgrind.Window(160, {1: c}, {1: 3.0})
+             for c in (40_400_000, 39_600_000, 40_410_000)]
+    # Medians 10,400,000 and 40,400,000: the odd window of each length is left out.
+    assert callgrind.per_request(shorts, longs, 1) == 250_000
 
 
 def test_settle_waits_for_a_process_off_the_cpu_and_gives_up_on_a_busy_one() -> None:
@@ -93,12 +104,12 @@ def count_once(tmp_path: Path, k: int, core: int) -> float:
         client = callgrind.Client(server.port, headers)
         try:
             client.send(spec.warmup_requests)
-            first, second = (callgrind.count_window(client, [server.child.pid], n)
-                             for n in spec.requests)
+            shorts, longs = callgrind.count_windows(client, [server.child.pid], spec.requests,
+                                                    spec.repeats).values()
             idle = callgrind.idle_rates([server.child.pid])
         finally:
             client.close()
-        return callgrind.per_request(first, second, server.child.pid, idle[server.child.pid])
+        return callgrind.per_request(shorts, longs, server.child.pid, idle[server.child.pid])
     finally:
         server.stop()
 
@@ -112,8 +123,8 @@ def test_two_fresh_processes_count_the_same_instructions(tmp_path: Path) -> None
         counts = list(pool.map(lambda k: count_once(tmp_path, k, cores[k % len(cores)]),
                                (1, 2)))
     # A session request is some hundreds of thousands of instructions of CPython, aiohttp
-    # and uvloop; two processes agree to well within 1% (measured on 4 December 2026, 8
-    # pairs: at most 0.29%; with windows of 20 and 80 requests and 5 users, as this test
-    # had, up to 1.4%, and 3.4% once in CI).
+    # and uvloop; two processes agree to well within 1% (measured on 4 December 2026 with
+    # one window of each length, 14 pairs: at most 0.38%, but 1.8% once in CI; with windows
+    # of 20 and 80 requests and 5 users, up to 1.4%, and 3.4% once in CI).
     assert all(100_000 < c < 2_000_000 for c in counts), counts
     assert abs(counts[0] - counts[1]) / counts[0] < 0.01, counts
