@@ -203,6 +203,7 @@ def connections_curve(run: Run) -> pd.DataFrame:
                 "target_rps": float(group["target_rps"].median()),
                 "achieved_rps": float(group["achieved_rps"].median()),
                 "errors": int(group["failures"].sum()),
+                "primed": bool(group["primed"].all()),
                 "server_rss_peak_bytes": rss,
                 "bytes_per_connection": ((rss - fewest[1]) / (count - fewest[0])
                                          if count > fewest[0] else None)}

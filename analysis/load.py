@@ -348,6 +348,9 @@ class Measurement:
             "remedy": record.info.get("remedy", ""),
             # The connections experiment's: how many open at once.
             "connections": record.info.get("connections"),
+            # ... and whether each served a read before the warm-up (runs from 4 December
+            # 2026 on; before, a short cell left most of them unused).
+            "primed": bool(record.info.get("primed", False)),
             # The network experiment's: the round trip added to each Redis call (ms).
             "rtt_ms": record.info.get("rtt_ms"),
             "server_rss_peak_bytes": peak_rss(self.samples),

@@ -162,9 +162,20 @@ def connections_block(connections: pd.DataFrame) -> Block:
         "Users at once as connections: that many keep-alive connections open together, each "
         "its own user (its own seeded session, a credential minted for it, or its own "
         "logged-in user), the same total rate spread over them. Bytes per connection: what "
-        "the server's peak RSS grew by per connection over the fewest measured. Where the "
-        "connections outnumber the window's requests, nearly every request is the first on "
-        "its connection since it opened.")
+        "the server's peak RSS grew by per connection over the fewest measured. "
+        + primed_words(connections))
+
+
+def primed_words(connections: pd.DataFrame) -> str:
+    """Whether every connection had served a request when the server's RSS was read."""
+    if bool(connections["primed"].all()):
+        return ("Every connection opened and served one read before the warm-up (at most 256 "
+                "opening at a time): the bytes are an open, used connection's, whatever the "
+                "window's length.")
+    return ("This run's connections opened all at once and served only the requests the "
+            "window sent them: where they outnumber those, most had served none, so its "
+            "bytes per connection undercount a used one's and grow with the window's length "
+            "(runs from 4 December 2026 on have every connection serve one read first).")
 
 
 def bytes_per_connection(summary: dict[str, Any]) -> dict[str, float]:

@@ -6,10 +6,11 @@ On the session stores each connection presents its own seeded session (the ids d
 from the salt `/admin/seed` gives, bound to the connection); on the HS256 tokens and the
 encrypted cookie a credential the generator mints for its own user; on the control none
 (it reads none); elsewhere its own logged-in user, the server started with as many users.
-Every connection opens before the window (the warm-up), so the window measures the load,
-not the connecting. Both processes need a
-file descriptor per connection: the runner raises its soft limit to the hard one (its
-children inherit it) and refuses a count the limit cannot hold.
+Every connection opens and serves one read before the warm-up (the generator's priming),
+so the window measures the load on connections established and used, not the connecting,
+and the server's memory per connection is a used one's whatever the cell's length. Both
+processes need a file descriptor per connection: the runner raises its soft limit to the
+hard one (its children inherit it) and refuses a count the limit cannot hold.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def run(ctx: Context, planned: list[Planned]) -> None:
                 ctx.skip(len(steps))
                 continue
             for step in steps:
+                # The generator opens every connection and has it serve one read first.
                 ctx.measure(group, step, credentials=users,
-                            info={"descriptor_limit": limit})
+                            info={"descriptor_limit": limit, "primed": True})
 
 
 def own_users(ctx: Context, group: Group, count: int) -> PerConnection:

@@ -17,6 +17,10 @@
  *
  * SIGUSR1 ends the measured window at once, its results written as at its planned end.
  *
+ * Before the warm-up every connection is opened and answers one read (prime(): at most 256
+ * opening at a time, so the server's accept queue never overflows), so the warm-up and the
+ * window run on connections established and used, however many there are.
+ *
  * --rate 0 is closed loop: every connection sends its next request as soon as the last is
  * answered (a saturation test). With a rate, request k is due at start + k / rate; it goes
  * out on the first idle connection, and its latency is counted from when it was due, so a
@@ -252,7 +256,9 @@ static size_t fernet_request(int connection) {
     return n > 0 && (size_t)n < sizeof template_buf ? (size_t)n : 0;
 }
 
-static int connect_one(conn_t *c) {
+/* Open c towards the server, non-blocking, watched for `events` (EPOLLIN to read answers,
+ * EPOLLOUT to learn when it is connected). */
+static int connect_one(conn_t *c, uint32_t events) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) return -1;
     int one = 1;
@@ -261,45 +267,50 @@ static int connect_one(conn_t *c) {
         close(c->fd);
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    struct epoll_event ev = {.events = events, .data.ptr = c};
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     c->busy = 0;
     c->have = 0;
     return 0;
 }
 
-static void reconnect(conn_t *c) {
+static void reconnect(conn_t *c, uint32_t events) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    if (connect_one(c) < 0) die("cannot reconnect to the server");
+    if (connect_one(c, events) < 0) die("cannot reconnect to the server");
+}
+
+/* The request c sends next, a login or a read: its bytes in *req, their length returned
+ * (0 when it could not be built). */
+static size_t compose(conn_t *c, int login, const char **req) {
+    if (login) {
+        *req = login_buf;
+        return login_request();
+    } else if (mint_key != NULL) {
+        *req = template_buf;
+        return minted_request(c->index);
+    } else if (fernet_ctx != NULL) {
+        *req = template_buf;
+        return fernet_request(c->index);
+    } else if (template_head != NULL) {
+        *req = template_buf;
+        return templated_request(c->index);
+    } else if (per_connection) {
+        *req = requests[(size_t)c->index % n_requests];
+        return request_len[(size_t)c->index % n_requests];
+    }
+    *req = requests[next_request];
+    size_t len = request_len[next_request];
+    next_request = (next_request + 1) % n_requests;
+    return len;
 }
 
 /* Send the next request on c; 0 on success. A short write on a fresh loopback socket
  * would be a surprise: treat it as an error and reconnect. */
 static int send_one(conn_t *c, double due) {
     const char *req;
-    size_t len;
     int login = nth_is_login(logins_sent + reads_sent + 1);
-    if (login) {
-        req = login_buf;
-        len = login_request();
-    } else if (mint_key != NULL) {
-        req = template_buf;
-        len = minted_request(c->index);
-    } else if (fernet_ctx != NULL) {
-        req = template_buf;
-        len = fernet_request(c->index);
-    } else if (template_head != NULL) {
-        req = template_buf;
-        len = templated_request(c->index);
-    } else if (per_connection) {
-        req = requests[(size_t)c->index % n_requests];
-        len = request_len[(size_t)c->index % n_requests];
-    } else {
-        req = requests[next_request];
-        len = request_len[next_request];
-        next_request = (next_request + 1) % n_requests;
-    }
+    size_t len = compose(c, login, &req);
     ssize_t put = send(c->fd, req, len, MSG_NOSIGNAL);
     if (put != (ssize_t)len) return -1;
     if (login) logins_sent++;
@@ -329,6 +340,74 @@ static size_t response_length(conn_t *c, int *status, long *auth_us) {
         }
     }
     return c->have >= head + body ? head + body : 0;
+}
+
+/* Every connection opened and used once, before the warm-up: at most OPENING of them are
+ * being opened or waiting for their first answer at a time, each sending one read as soon
+ * as it is connected. All at once, 10,000 connections overflow the server's accept queue
+ * (aiohttp's backlog, 1,024 here): the kernel drops the handshakes past it, those
+ * connections try again a second or more later, and a request sent on one still
+ * connecting fails. So the warm-up and the window run on connections that are established
+ * and have each served a request, however many: the server's memory per connection is a
+ * used one's, whatever the window's length, and no request fails for a connection not yet
+ * open. The answers are not judged (statuses other than 2xx/3xx are counted on stderr). */
+#define OPENING 256
+#define PRIME_TIMEOUT_S 120.0
+
+static void prime(conn_t *conns, int connections) {
+    double began = now();
+    int next = 0, waiting = 0, primed = 0, refused = 0, reopened = 0;
+    struct epoll_event events[1024];
+    while (primed < connections) {
+        for (; waiting < OPENING && next < connections; next++, waiting++)
+            if (connect_one(&conns[next], EPOLLOUT) < 0) die("cannot connect to the server");
+        if (now() - began > PRIME_TIMEOUT_S) {
+            fprintf(stderr, "authscale-loadgen: only %d of %d connections opened and answered "
+                    "a first read within %.0f s\n", primed, connections, PRIME_TIMEOUT_S);
+            exit(2);
+        }
+        int n = epoll_wait(epfd, events, 1024, 100);
+        for (int e = 0; e < n; e++) {
+            conn_t *c = events[e].data.ptr;
+            if (!c->busy) {  /* connecting: connected now, or refused */
+                int err = 0;
+                socklen_t err_len = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
+                const char *req;
+                size_t len = compose(c, 0, &req);
+                if (err != 0 || (events[e].events & (EPOLLERR | EPOLLHUP)) ||
+                    send(c->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+                    reopened++;
+                    reconnect(c, EPOLLOUT);
+                    continue;
+                }
+                c->busy = 1;
+                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                continue;
+            }
+            ssize_t got = recv(c->fd, c->in + c->have, BUF - c->have, 0);
+            if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (got > 0) c->have += (size_t)got;
+            int status = 0;
+            long auth_us;
+            size_t length = got > 0 ? response_length(c, &status, &auth_us) : 0;
+            if (length == 0) {
+                if (got > 0 && c->have < BUF) continue;  /* more of the answer to come */
+                reopened++;  /* closed, or an answer longer than the buffer */
+                reconnect(c, EPOLLOUT);
+                continue;
+            }
+            if (status < 200 || status >= 400) refused++;
+            c->have = 0;
+            c->busy = 0;
+            primed++;
+            waiting--;
+        }
+    }
+    fprintf(stderr, "authscale-loadgen: %d connections opened and used once in %.2f s "
+            "(%d answered other than 2xx/3xx, %d opened again)\n", connections,
+            now() - began, refused, reopened);
 }
 
 static char *load_file(const char *path, size_t *size) {
@@ -475,10 +554,8 @@ int main(int argc, char **argv) {
     sigaction(SIGUSR1, &ending, NULL);
     epfd = epoll_create1(0);
     conn_t *conns = calloc((size_t)connections, sizeof *conns);
-    for (int i = 0; i < connections; i++) {
-        conns[i].index = i;
-        if (connect_one(&conns[i]) < 0) die("cannot connect to the server");
-    }
+    for (int i = 0; i < connections; i++) conns[i].index = i;
+    prime(conns, connections);
 
     FILE *out = fopen(out_path, "w");
     if (out == NULL) die("cannot write --out");
@@ -536,7 +613,7 @@ int main(int argc, char **argv) {
                 idle_scan = (idle_scan + 1) % connections;
                 if (c->busy) continue;
                 double due = queue[q_head];
-                if (send_one(c, due) != 0) { errors++; reconnect(c); continue; }
+                if (send_one(c, due) != 0) { errors++; reconnect(c, EPOLLIN); continue; }
                 if (t - due > 0.001) late++;
                 q_head = (q_head + 1) % queue_cap;
                 q_len--;
@@ -557,7 +634,7 @@ int main(int argc, char **argv) {
             if (got <= 0) {
                 if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
                 if (c->busy) errors++;
-                reconnect(c);
+                reconnect(c, EPOLLIN);
                 if (rate == 0 && send_one(c, now()) == 0) sent++;
                 continue;
             }
@@ -579,7 +656,7 @@ int main(int argc, char **argv) {
                 c->busy = 0;
                 if (rate == 0 && send_one(c, done) == 0) sent++;
             }
-            if (c->have == BUF) { errors++; reconnect(c); }
+            if (c->have == BUF) { errors++; reconnect(c, EPOLLIN); }
         }
     }
     /* What the window left unanswered, in flight or never sent: counted at the latency it

@@ -22,6 +22,7 @@ from analysis.compare import compare
 from analysis.figures import memory_fits
 from analysis.load import Measurement, Run, merged, percentiles_us
 from analysis.report.appendix import placement_sentence, timers_words, windows_words
+from analysis.report.users import primed_words
 from analysis.summary import summarize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -447,3 +448,11 @@ def test_the_instruction_table_says_how_many_rounds_of_windows_counted(run_copy:
     assert windows_words(Run(run_copy)).startswith(
         "3 rounds of a short and a long window of a fixed number of requests sent one at a "
         "time, the difference of the medians of their counts")
+
+
+def test_the_connections_table_says_whether_every_connection_had_served_a_read() -> None:
+    primed = pd.DataFrame({"primed": [True, True]})
+    assert "served one read before the warm-up" in primed_words(primed)
+    # A run from before the generator primed its connections: its figure undercounts.
+    older = pd.DataFrame({"primed": [False, False]})
+    assert "undercount a used one's" in primed_words(older)

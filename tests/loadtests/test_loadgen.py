@@ -19,6 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtests.experiments.connections import SPARE_DESCRIPTORS, raise_descriptor_limit
 from loadtests.runner.loadgen import (
     Derived,
     Logins,
@@ -143,6 +144,40 @@ def test_requests_left_waiting_at_the_end_are_counted_not_dropped(
     assert result.latency.get_total_count() == result.answered + result.unanswered
     assert result.latency.get_value_at_percentile(99) >= 500_000
     assert result.achieved_rps <= 0.8 * 400
+
+
+def answered_by(url: str) -> float:
+    """Every request the server has answered so far, all routes and statuses."""
+    with urllib.request.urlopen(url + "/metrics") as answer:
+        text = answer.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == "authscale_requests_total")
+
+
+def test_every_connection_opens_and_serves_a_read_before_the_warm_up(tmp_path: Path) -> None:
+    """3,000 connections, three times the server's accept backlog, and a window of 240
+    requests: all of them open and each serves one read first, so none fails for a
+    connection still being opened and the server has answered one request on each."""
+    connections = 3000
+    # Both processes hold a descriptor per connection: raised before the server starts.
+    assert raise_descriptor_limit(connections + SPARE_DESCRIPTORS) >= \
+        connections + SPARE_DESCRIPTORS
+    control = start_server("none", cpus=SERVER_CPUS)
+    try:
+        nobody = tmp_path / "none.txt"
+        nobody.write_text("\n")  # the control reads no credential
+        before = answered_by(control.url)
+        result = run_load(control.port, PerConnection(nobody), tmp_path / "out.txt",
+                          rate=200, connections=connections, duration=1, warmup=0.2,
+                          cpus=GENERATOR_CPUS)
+        # The window's requests and the priming, one a connection (and our /metrics).
+        assert answered_by(control.url) - before >= connections + result.answered
+    finally:
+        control.stop()
+    assert result.errors == 0
+    log = (tmp_path / "out.log").read_text()
+    assert f"{connections} connections opened and used once" in log
+    assert "(0 answered other than 2xx/3xx" in log
 
 
 def test_logins_go_beside_the_reads_and_grow_the_store(
