@@ -35,7 +35,8 @@ class Section:
     counts: tuple[int, ...] = (10, 100, 1000)
     rate: float = 1000.0  # requests/s over all the connections together
     duration_s: float = 2.0
-    warmup_s: float = 1.0  # every connection opens in it
+    # After every connection has opened and served a read (the generator's priming).
+    warmup_s: float = 0.5
     variants: tuple[str, ...] = ()
     repetitions: int = 1
 
