@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -410,14 +411,16 @@ def test_the_planner_by_hand(data_run: Run, data_summary: dict[str, Any]) -> Non
 
 
 def test_a_round_trip_to_redis_adds_at_least_itself() -> None:
-    """The reference's network cells read jwt-hs256-revocable's p50 1.7 ms lower through
-    0.2 ms of round trip than directly (noise at the common rate): each request still waits
-    for its one answer from Redis, so the planner adds at least the round trip."""
-    run = Run(REFERENCE)
-    e = plan.evidence(run, json.loads((REFERENCE / "summary.json").read_text()))
+    """A run's network cells can read a p50 lower through an added round trip than directly
+    (the reference of 4 December 2026, 03:25, did for jwt-hs256-revocable: these p50s), yet
+    each request still waits for its one answer from Redis: the planner adds at least the
+    round trip."""
+    e = plan.evidence(Run(REFERENCE), json.loads((REFERENCE / "summary.json").read_text()))
+    noisy = pd.DataFrame({"variant": ["jwt-hs256-revocable"] * 3, "rtt_ms": [0.0, 0.2, 1.0],
+                          "p50_ms": [3.537, 1.857, 3.057]})
+    e = dataclasses.replace(e, network=noisy)
     for rtt in (0.1, 0.5, 1.0, 3.0):
-        for design in ("session-redis", "jwt-hs256-revocable"):
-            assert plan.added_latency_ms(e, design, rtt)[0] >= rtt
+        assert plan.added_latency_ms(e, "jwt-hs256-revocable", rtt)[0] >= rtt
     assert plan.added_latency_ms(e, "jwt-hs256", 0.5) == (0.0, False)
 
 
