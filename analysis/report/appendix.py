@@ -33,12 +33,13 @@ def instruction_blocks(run: Run, variants: list[str], figures: dict[str, dict[st
     if not rows:
         return []
     versions = run.manifest.get("versions", {})
+    counted = instructions.processes(run.path)
     return [table_block(
         ("variant", "instructions per request", "of which server", "of which Redis",
          "fresh processes", "spread between them"), rows,
         "Counted by valgrind's callgrind (" + str((state or {}).get("valgrind")) + "), with "
         "counting off at start, address randomisation off and PYTHONHASHSEED=0: after a "
-        "warm-up, " + windows_words(run) + timers_words(run)
+        "warm-up, " + windows_words(counted) + timers_words(counted)
         + ". Close to deterministic for the same software (Python "
         + str(versions.get("python")) + ", aiohttp " + str(versions.get("aiohttp"))
         + ", PyJWT " + str(versions.get("pyjwt")) + "), whatever else the machine does: "
@@ -46,10 +47,9 @@ def instruction_blocks(run: Run, variants: list[str], figures: dict[str, dict[st
         "smallest) / median over the processes.")]
 
 
-def windows_words(run: Run) -> str:
-    """How the run's processes counted one request: one short and one long window, or
-    rounds of them with medians."""
-    counted = instructions.processes(run.path)
+def windows_words(counted: pd.DataFrame) -> str:
+    """How a run's counted processes (`instructions.processes`) counted one request: one
+    short and one long window, or rounds of them with medians."""
     repeats = set(counted["repeats"]) if not counted.empty else {1}
     if repeats == {1}:
         return ("two windows of a fixed number of requests sent one at a time, the "
@@ -60,10 +60,9 @@ def windows_words(run: Run) -> str:
             "difference of their lengths")
 
 
-def timers_words(run: Run) -> str:
-    """Whether the run took each process's timers off its windows (what it runs a second
-    idle: Redis's cron above all)."""
-    counted = instructions.processes(run.path)
+def timers_words(counted: pd.DataFrame) -> str:
+    """Whether a run's counted processes (`instructions.processes`) took their timers off
+    their windows (what each runs a second idle: Redis's cron above all)."""
     if counted.empty:
         return ""
     if counted["timers_off"].all():

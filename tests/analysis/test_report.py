@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from analysis import plan
+from analysis import instructions, plan
 from analysis.__main__ import build
 from analysis.__main__ import main as analysis_main
 from analysis.compare import compare
@@ -443,24 +443,27 @@ def test_report_says_where_the_servers_ran() -> None:
 
 def test_the_instruction_table_says_whether_timers_were_taken_off(run_copy: Path) -> None:
     # The recorded run predates taking the timers off: its Redis column is an upper bound.
-    assert "did not take the processes' timers off" in timers_words(Run(run_copy))
+    assert "did not take the processes' timers off" in timers_words(
+        instructions.processes(run_copy))
     for path in run_copy.glob("raw/instructions/*/*/instructions.json"):
         record = json.loads(path.read_text())
         for side in ("server", "redis"):
             if record.get(side):
                 record[side]["idle_per_second"] = 1000.0
         path.write_text(json.dumps(record))
-    assert "measured after the windows, taken off each window" in timers_words(Run(run_copy))
+    assert "measured after the windows, taken off each window" in timers_words(
+        instructions.processes(run_copy))
 
 
 def test_the_instruction_table_says_how_many_rounds_of_windows_counted(run_copy: Path) -> None:
     # The recorded run predates the rounds: one short and one long window per process.
-    assert windows_words(Run(run_copy)).startswith("two windows of a fixed number")
+    assert windows_words(instructions.processes(run_copy)).startswith(
+        "two windows of a fixed number")
     for path in run_copy.glob("raw/instructions/*/*/instructions.json"):
         record = json.loads(path.read_text())
         record["repeats"] = 3
         path.write_text(json.dumps(record))
-    assert windows_words(Run(run_copy)).startswith(
+    assert windows_words(instructions.processes(run_copy)).startswith(
         "3 rounds of a short and a long window of a fixed number of requests sent one at a "
         "time, the difference of the medians of their counts")
 
