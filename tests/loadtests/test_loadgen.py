@@ -58,11 +58,16 @@ def credentials(server: ServerHandle, tmp_path_factory: pytest.TempPathFactory) 
     return path
 
 
-def live_sessions(url: str) -> float:
+def metric(url: str, name: str) -> float:
+    """A server's /metrics sample `name`, summed over its labels."""
     with urllib.request.urlopen(url + "/metrics") as answer:
         text = answer.read().decode()
-    return next(s.value for f in text_string_to_metric_families(text)
-                for s in f.samples if s.name == "authscale_live_sessions")
+    return sum(s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == name)
+
+
+def live_sessions(url: str) -> float:
+    return metric(url, "authscale_live_sessions")
 
 
 @contextlib.contextmanager
@@ -148,10 +153,7 @@ def test_requests_left_waiting_at_the_end_are_counted_not_dropped(
 
 def answered_by(url: str) -> float:
     """Every request the server has answered so far, all routes and statuses."""
-    with urllib.request.urlopen(url + "/metrics") as answer:
-        text = answer.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text)
-               for s in f.samples if s.name == "authscale_requests_total")
+    return metric(url, "authscale_requests_total")
 
 
 def test_every_connection_opens_and_serves_a_read_before_the_warm_up(tmp_path: Path) -> None:
